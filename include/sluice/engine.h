@@ -1,0 +1,67 @@
+/*
+ * engine.h - run a loaded pipeline.
+ *
+ * The engine starts one thread per source, `workers` threads per transform and one thread
+ * per sink, connects them with bounded queues (limits in batches and bytes), and moves
+ * batches until every source is exhausted (or a stop is requested), then drains, flushes
+ * and closes every stage. A full queue blocks its producer, and so backpressure reaches
+ * the source, which stops reading. See docs/internals/engine.md.
+ */
+#ifndef SLUICE_ENGINE_H
+#define SLUICE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/pipeline.h"
+#include "sluice/rc.h"
+
+struct sl_run_opts {
+    int once; /* stop when every source is exhausted, even follow-mode ones */
+};
+
+struct sl_stage_stats {
+    const char *name;
+    enum sl_plugin_kind kind;
+    const char *plugin;
+    uint64_t batches;
+    uint64_t records_in;  /* live records received (sources: records read) */
+    uint64_t records_out; /* live records passed on (sinks: written) */
+    uint64_t dropped;     /* filtered out here */
+    uint64_t rejected;    /* rejected here (bad input, type errors) */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+};
+
+struct sl_run_report {
+    struct sl_stage_stats *stages; /* one per component, same order as pipeline->comp */
+    size_t nstages;
+    double elapsed_s;
+    uint64_t input_bytes;
+    int stopped_by_signal;
+};
+
+/*
+ * Run p. Returns SL_OK when every stage finished cleanly, the first fatal error otherwise
+ * (err says which stage and why). rep (may be NULL) is filled either way; free with
+ * sl_run_report_fini.
+ */
+sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct sl_run_report *rep,
+                    struct sl_error *err);
+
+void sl_run_report_fini(struct sl_run_report *rep);
+
+/*
+ * Ask a running engine to stop: sources stop reading, in-flight batches drain and
+ * commit. Async-signal-safe.
+ */
+void sl_engine_request_stop(void);
+
+/* Whether a stop was requested (sources poll this). */
+int sl_engine_stopping(void);
+
+/* Monotonic and wall clocks in nanoseconds. */
+uint64_t sl_now_mono_ns(void);
+uint64_t sl_now_real_ns(void);
+
+#endif

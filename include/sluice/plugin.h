@@ -1,0 +1,146 @@
+/*
+ * plugin.h - the interface every source, transform and sink implements.
+ *
+ * A plugin is one `const struct sl_plugin` with designated initializers: its kind, name,
+ * a description, an option table and callbacks. The engine validates a component's
+ * config against the option table (unknown keys with "did you mean", types, required,
+ * enum choices, expression syntax) before it calls init, and the same tables generate
+ * the reference in docs/configuration.md (`sluice docs config`), so docs and code
+ * cannot drift.
+ *
+ * Lifecycle (engine side):
+ *
+ *     init ──> [restore] ──> read* (source) | process* (transform, sink) ──> flush ──> close
+ *
+ * Threading:
+ *   - A source's read runs on the source's own thread.
+ *   - A transform's process may run on several worker threads at once (`workers: N`) with
+ *     the same state: process must treat its state as read-only (compiled expressions are)
+ *     and allocate only from the batch arena.
+ *   - A sink's process, flush and close run on the sink's single thread, in batch
+ *     sequence order per source (the engine reorders before the sink).
+ *
+ * Records arrive at transforms and sinks already parsed (SL_REC_PARSED) unless dropped or
+ * rejected; plugins skip records with SL_REC_DROPPED or SL_REC_BAD set.
+ */
+#ifndef SLUICE_PLUGIN_H
+#define SLUICE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/batch.h"
+#include "sluice/config.h"
+#include "sluice/json.h"
+#include "sluice/rc.h"
+
+enum sl_plugin_kind { SL_PLUGIN_SOURCE = 1, SL_PLUGIN_TRANSFORM, SL_PLUGIN_SINK };
+
+enum sl_opt_type {
+    SL_OPT_STRING = 1,
+    SL_OPT_INT,      /* integer; def as text */
+    SL_OPT_BOOL,     /* true/false */
+    SL_OPT_DURATION, /* 250ms, 30s, 5m, 2h */
+    SL_OPT_SIZE,     /* 64KiB, 256MiB */
+    SL_OPT_PATH,     /* string resolved against the config file's directory */
+    SL_OPT_ENUM,     /* string, one of `choices` ("a|b|c") */
+    SL_OPT_EXPR,     /* an expression (compiled at validation to check it) */
+    SL_OPT_LIST,     /* sequence of strings; a single string is accepted as a list of one */
+    SL_OPT_MAP,      /* map of string -> string */
+    SL_OPT_EXPR_MAP, /* map of name -> expression (each compiled at validation) */
+    SL_OPT_OBJECT,   /* nested map the plugin validates itself in init */
+};
+
+struct sl_option {
+    const char *name;
+    enum sl_opt_type type;
+    const char *def; /* default as it would be written in YAML, or NULL */
+    int required;
+    const char *help;    /* one sentence for docs and --help */
+    const char *choices; /* SL_OPT_ENUM: "a|b|c" */
+};
+
+/* Per-thread context handed to process(). */
+struct sl_worker {
+    struct sl_json_parser *parser; /* this thread's parser scratch */
+    const char *stage;             /* component name */
+    unsigned index;                /* worker number within the stage, from 0 */
+    uint32_t max_depth;            /* JSON nesting limit */
+};
+
+/* What init gets. Everything here outlives the plugin's state. */
+struct sl_plugin_ctx {
+    const char *pipeline;               /* pipeline name */
+    const char *name;                   /* component name */
+    const struct sl_cfg_doc *doc;       /* for sl_cfg_get_path and errors */
+    const struct sl_cfg_node *node;     /* the component's own map */
+    const char *state_dir;              /* absolute; exists */
+    int once;                           /* run --once: sources stop when exhausted */
+    int exactly_once;                   /* delivery mode */
+    uint32_t index;                     /* sources: index stamped on their batches */
+    const struct sl_batch_limits *limits; /* sources: batch limits */
+    uint32_t max_depth;                 /* JSON nesting limit */
+    const char *const *source_names;    /* by source index (sinks map batch->source) */
+    size_t nsources;
+};
+
+struct sl_plugin {
+    enum sl_plugin_kind kind;
+    const char *name;
+    const char *description;
+    const struct sl_option *options; /* terminated by an entry with name == NULL */
+
+    /*
+     * Transforms with named outputs (route): the option whose map keys name the outputs.
+     * Output i is the i-th key; one more output, "_unmatched", follows them. process()
+     * sets b->outmask[r] bit i for each output record r goes to (the engine allocates
+     * outmask, zeroed, before calling process).
+     */
+    const char *outputs_option;
+
+    /* Validate options beyond the table and build state. Required. */
+    sl_rc (*init)(const struct sl_plugin_ctx *ctx, void **state, struct sl_error *err);
+
+    /*
+     * Sources: resume after position (a string this source produced earlier as a batch
+     * position). Called at most once, after init and before the first read.
+     */
+    sl_rc (*restore)(void *state, const char *position, struct sl_error *err);
+
+    /*
+     * Sources: fill b (empty, with b->source set) with records up to the batch limits;
+     * set b->origin, b->bytes and b->position. Must not block for more than ~200 ms.
+     *   SL_OK     b has records (or only advanced the position)
+     *   SL_AGAIN  nothing available now (follow mode); b left empty; called again later
+     *   SL_EOF    exhausted; b may still hold a final set of records
+     *   other     fatal: the pipeline stops with err's message
+     */
+    sl_rc (*read)(void *state, struct sl_batch *b, struct sl_error *err);
+
+    /*
+     * Transforms: mark records dropped/rejected, add edits, set outmask bits.
+     * Sinks: durably write the batch's live records and commit (one commit per batch).
+     * SL_OK, SL_RETRY (transient; the engine retries the same batch), other codes fatal.
+     */
+    sl_rc (*process)(void *state, struct sl_batch *b, struct sl_worker *w, struct sl_error *err);
+
+    /* Sinks: the committed position for source (heap string via sl_malloc, or NULL). */
+    sl_rc (*committed)(void *state, const char *source, char **position, struct sl_error *err);
+
+    /* Make everything written so far durable. Optional. */
+    sl_rc (*flush)(void *state, struct sl_error *err);
+
+    /* Release state. Accepts NULL. Optional. */
+    void (*close)(void *state);
+};
+
+/* The plugin named name of the given kind, or NULL. */
+const struct sl_plugin *sl_plugin_find(enum sl_plugin_kind kind, const char *name);
+
+/* All registered plugins (NULL-terminated array). */
+const struct sl_plugin *const *sl_plugin_all(void);
+
+/* "source", "transform", "sink". */
+const char *sl_plugin_kind_name(enum sl_plugin_kind kind);
+
+#endif
