@@ -85,6 +85,14 @@ sl_rc sl_error_prefix(struct sl_error *e, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s%s", prefix, old);
+    size_t pl = strnlen(prefix, sizeof prefix);
+    size_t ol = strnlen(old, sizeof old);
+    if (pl >= sizeof e->msg)
+        pl = sizeof e->msg - 1;
+    if (ol > sizeof e->msg - 1 - pl)
+        ol = sizeof e->msg - 1 - pl;
+    memcpy(e->msg, prefix, pl);
+    memcpy(e->msg + pl, old, ol);
+    e->msg[pl + ol] = '\0';
     return e->rc;
 }
