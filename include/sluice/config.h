@@ -43,6 +43,8 @@ struct sl_cfg_node {
     size_t n;           /* SEQ: items; MAP: pairs */
     struct sl_cfg_node **items;
     struct sl_cfg_pair *pairs;
+    const char *keypath; /* where the node sits: "sinks.out.retry", "sinks.out.inputs[0]";
+                            "" for the root. Used in messages. */
 };
 
 struct sl_cfg_doc {

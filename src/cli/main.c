@@ -1,0 +1,123 @@
+/*
+ * main.c - entry point of the sluice binary: global help and verb dispatch.
+ *
+ * The CLI is a thin client of the engine (include/sluice/): each verb lives in its own
+ * file and does argument parsing, calls into the library and prints results. Only here
+ * does the process decide to exit.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sluice/config.h"
+#include "sluice/log.h"
+
+#include "cli/cli.h"
+
+static const char usage[] =
+    "sluice " SLUICE_VERSION " - a data-pipeline engine that never loses or duplicates a record\n"
+    "\n"
+    "usage: sluice <verb> [options] [arguments]\n"
+    "\n"
+    "verbs:\n"
+    "  run PIPELINE.yaml [--once]   run a pipeline (--once: stop when every source is exhausted)\n"
+    "  validate PIPELINE.yaml       check a config; errors as file:line:col: message\n"
+    "  docs config                  print the configuration reference (markdown)\n"
+    "\n"
+    "global options (accepted by every verb):\n"
+    "  --log-format text|json       log lines as text (default) or JSON lines, on stderr\n"
+    "  --log-level debug|info|warn|error|off\n"
+    "  -h, --help                   help; `sluice <verb> --help` for a verb's options\n"
+    "  --version                    print the version\n"
+    "\n"
+    "exit codes: 0 success, 1 pipeline/run failure, 2 usage or config error\n"
+    "documentation: README.md and docs/ in the source tree\n";
+
+int sl__cli_log_option(int argc, char **argv, int *i, int *bad)
+{
+    const char *a = argv[*i];
+    const char *val = NULL;
+    int is_format = 0;
+    if (strcmp(a, "--log-format") == 0 || strcmp(a, "--log-level") == 0) {
+        is_format = a[6] == 'f';
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "sluice: %s needs a value\n", a);
+            *bad = 1;
+            return 1;
+        }
+        val = argv[++*i];
+    } else if (strncmp(a, "--log-format=", 13) == 0) {
+        is_format = 1;
+        val = a + 13;
+    } else if (strncmp(a, "--log-level=", 12) == 0) {
+        val = a + 12;
+    } else {
+        return 0;
+    }
+    if (is_format) {
+        if (strcmp(val, "json") == 0) {
+            sl_log_set_json(1);
+        } else if (strcmp(val, "text") == 0) {
+            sl_log_set_json(0);
+        } else {
+            fprintf(stderr, "sluice: --log-format must be text or json, not \"%s\"\n", val);
+            *bad = 1;
+        }
+    } else {
+        int lvl = sl_log_level_parse(val);
+        if (lvl < 0) {
+            fprintf(stderr, "sluice: --log-level must be debug, info, warn, error or off, not \"%s\"\n",
+                    val);
+            *bad = 1;
+        } else {
+            sl_log_set_level((enum sl_log_level)lvl);
+        }
+    }
+    return 1;
+}
+
+struct verb {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+};
+
+static const struct verb verbs[] = {
+    {"run", sl__cli_run},
+    {"validate", sl__cli_validate},
+    {"docs", sl__cli_docs},
+};
+
+/* Verbs of the design that this version does not have yet: say so plainly. */
+static const char *const planned[] = {"test", "status", "contract", "dlq", "dag", "scheduler",
+                                      "reset", "wal"};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return SL_EXIT_USAGE;
+    }
+    const char *v = argv[1];
+    if (strcmp(v, "-h") == 0 || strcmp(v, "--help") == 0 || strcmp(v, "help") == 0) {
+        fputs(usage, stdout);
+        return SL_EXIT_OK;
+    }
+    if (strcmp(v, "--version") == 0 || strcmp(v, "version") == 0) {
+        printf("sluice %s\n", SLUICE_VERSION);
+        return SL_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (strcmp(v, verbs[i].name) == 0)
+            return verbs[i].fn(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
+        if (strcmp(v, planned[i]) == 0) {
+            fprintf(stderr, "sluice: `%s` is not available in this version of sluice\n", v);
+            return SL_EXIT_USAGE;
+        }
+    const char *names[sizeof verbs / sizeof verbs[0]];
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        names[i] = verbs[i].name;
+    const char *s = sl_suggest(v, names, sizeof names / sizeof names[0]);
+    fprintf(stderr, "sluice: unknown verb \"%s\"%s%s%s; see `sluice --help`\n", v,
+            s ? "; did you mean \"" : "", s ? s : "", s ? "\"?" : "");
+    return SL_EXIT_USAGE;
+}

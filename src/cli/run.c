@@ -1,0 +1,236 @@
+/*
+ * run.c - `sluice run PIPELINE.yaml`: load, validate, run, summarize.
+ *
+ * Signals: the first SIGINT or SIGTERM asks the engine to stop (sources stop reading,
+ * in-flight batches drain and commit, exit 0); a second one exits at once with 128+signal.
+ * Exiting at once is safe for the same reason SIGKILL is: what was committed is
+ * committed, and what was not is read again on the next start.
+ *
+ * The summary goes to stderr (stdout may be a sink). --report FILE writes the same
+ * numbers as JSON for scripts and tests.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sluice/buf.h"
+#include "sluice/engine.h"
+#include "sluice/json.h"
+#include "sluice/log.h"
+#include "sluice/pipeline.h"
+
+#include "cli/cli.h"
+
+static const char help[] =
+    "usage: sluice run PIPELINE.yaml [options]\n"
+    "\n"
+    "Runs the pipeline until every source is exhausted (follow-mode sources never are:\n"
+    "stop them with SIGINT/SIGTERM, which drains and commits in-flight batches).\n"
+    "\n"
+    "options:\n"
+    "  --once              stop when every source is exhausted, follow-mode ones included\n"
+    "  --report FILE       write the run's counts as JSON to FILE\n"
+    "  --quiet             no summary at the end\n"
+    "  --log-format F      text (default) or json\n"
+    "  --log-level L       debug, info (default), warn, error, off\n";
+
+static volatile sig_atomic_t signals_seen;
+
+static void on_signal(int sig)
+{
+    if (signals_seen++) {
+        /* Second signal: leave now. Safe: only committed output is ever trusted. */
+        _exit(128 + sig);
+    }
+    sl_engine_request_stop();
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static void human_bytes(double v, char *out, size_t n)
+{
+    const char *units[] = {"B", "KB", "MB", "GB", "TB"};
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        u++;
+    }
+    snprintf(out, n, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static void print_summary(const struct sl_pipeline *p, const struct sl_run_report *rep, sl_rc rc)
+{
+    uint64_t read = 0, rejected = 0, dropped = 0;
+    for (size_t i = 0; i < rep->nstages; i++) {
+        const struct sl_stage_stats *s = &rep->stages[i];
+        if (s->kind == SL_PLUGIN_SOURCE)
+            read += s->records_in;
+        rejected += s->rejected;
+        dropped += s->dropped;
+    }
+    char bytes[32], rate[32];
+    human_bytes((double)rep->input_bytes, bytes, sizeof bytes);
+    double el = rep->elapsed_s > 1e-6 ? rep->elapsed_s : 1e-6;
+    human_bytes((double)rep->input_bytes / el, rate, sizeof rate);
+    fprintf(stderr, "\nsluice: pipeline %s %s in %.2f s (%s)\n", p->name,
+            rc ? "FAILED" : rep->stopped_by_signal ? "stopped" : "finished", rep->elapsed_s,
+            p->exactly_once ? "exactly_once" : "at_least_once");
+    fprintf(stderr, "  read       %llu records, %s from %zu source%s\n",
+            (unsigned long long)read, bytes, p->nsources, p->nsources == 1 ? "" : "s");
+    for (size_t i = 0; i < rep->nstages; i++) {
+        const struct sl_stage_stats *s = &rep->stages[i];
+        if (s->kind == SL_PLUGIN_SINK)
+            fprintf(stderr, "  sink       %-20s %llu written\n", s->name,
+                    (unsigned long long)s->records_out);
+    }
+    fprintf(stderr, "  filtered   %llu\n", (unsigned long long)dropped);
+    fprintf(stderr, "  rejected   %llu%s\n", (unsigned long long)rejected,
+            rejected ? " (each logged above with file:line and reason)" : "");
+    fprintf(stderr, "  speed      %.0f records/s, %s/s\n", (double)read / el, rate);
+}
+
+static int write_report(const char *path, const struct sl_pipeline *p,
+                        const struct sl_run_report *rep, sl_rc rc)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    uint64_t read = 0;
+    for (size_t i = 0; i < rep->nstages; i++)
+        if (rep->stages[i].kind == SL_PLUGIN_SOURCE)
+            read += rep->stages[i].records_in;
+    sl_buf_puts(&b, "{\"pipeline\":");
+    sl_json_write_str(&b, p->name, strlen(p->name));
+    sl_buf_printf(&b, ",\"ok\":%s,\"elapsed_s\":%.6f,\"records_read\":%llu,\"bytes_read\":%llu",
+                  rc ? "false" : "true", rep->elapsed_s, (unsigned long long)read,
+                  (unsigned long long)rep->input_bytes);
+    sl_buf_puts(&b, ",\"stages\":[");
+    for (size_t i = 0; i < rep->nstages; i++) {
+        const struct sl_stage_stats *s = &rep->stages[i];
+        if (i)
+            sl_buf_putc(&b, ',');
+        sl_buf_puts(&b, "{\"name\":");
+        sl_json_write_str(&b, s->name, strlen(s->name));
+        sl_buf_printf(&b,
+                      ",\"kind\":\"%s\",\"plugin\":\"%s\",\"batches\":%llu,\"records_in\":%llu,"
+                      "\"records_out\":%llu,\"dropped\":%llu,\"rejected\":%llu,"
+                      "\"bytes_in\":%llu,\"bytes_out\":%llu}",
+                      sl_plugin_kind_name(s->kind), s->plugin, (unsigned long long)s->batches,
+                      (unsigned long long)s->records_in, (unsigned long long)s->records_out,
+                      (unsigned long long)s->dropped, (unsigned long long)s->rejected,
+                      (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
+    }
+    sl_buf_puts(&b, "]}\n");
+    int ok = -1;
+    FILE *f = fopen(path, "w");
+    if (f) {
+        ok = fwrite(b.data, 1, b.len, f) == b.len ? 0 : -1;
+        if (fclose(f) != 0)
+            ok = -1;
+    }
+    if (ok)
+        fprintf(stderr, "sluice run: cannot write report %s: %s\n", path, strerror(errno));
+    sl_buf_fini(&b);
+    return ok;
+}
+
+int sl__cli_run(int argc, char **argv)
+{
+    const char *path = NULL, *report = NULL;
+    int once = 0, quiet = 0, bad = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(help, stdout);
+            return SL_EXIT_OK;
+        } else if (strcmp(a, "--once") == 0) {
+            once = 1;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            quiet = 1;
+        } else if (strcmp(a, "--report") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "sluice run: --report needs a file name\n");
+                return SL_EXIT_USAGE;
+            }
+            report = argv[++i];
+        } else if (strncmp(a, "--report=", 9) == 0) {
+            report = a + 9;
+        } else if (sl__cli_log_option(argc, argv, &i, &bad)) {
+            continue;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "sluice run: unknown option %s\n%s", a, help);
+            return SL_EXIT_USAGE;
+        } else if (path) {
+            fprintf(stderr, "sluice run: one pipeline file at a time\n");
+            return SL_EXIT_USAGE;
+        } else {
+            path = a;
+        }
+    }
+    if (bad)
+        return SL_EXIT_USAGE;
+    if (!path) {
+        fputs(help, stderr);
+        return SL_EXIT_USAGE;
+    }
+
+    struct sl_pipeline *p = NULL;
+    struct sl_error err;
+    sl_error_clear(&err);
+    sl_rc rc = sl_pipeline_load(path, &p, &err);
+    if (rc) {
+        fprintf(stderr, "%s\n", err.msg[0] ? err.msg : sl_strerror(rc));
+        return SL_EXIT_USAGE;
+    }
+    if (mkdir_p(p->state_dir) != 0) {
+        fprintf(stderr, "sluice run: cannot create state_dir %s: %s\n", p->state_dir,
+                strerror(errno));
+        sl_pipeline_destroy(p);
+        return SL_EXIT_FAIL;
+    }
+    install_signals();
+    struct sl_run_opts opts = {.once = once};
+    struct sl_run_report rep;
+    rc = sl_engine_run(p, &opts, &rep, &err);
+    if (rc)
+        sl_error_log(NULL, "%s", err.msg[0] ? err.msg : sl_strerror(rc));
+    if (!quiet)
+        print_summary(p, &rep, rc);
+    int code = rc ? SL_EXIT_FAIL : SL_EXIT_OK;
+    if (report && write_report(report, p, &rep, rc) != 0)
+        code = SL_EXIT_FAIL;
+    sl_run_report_fini(&rep);
+    sl_pipeline_destroy(p);
+    return code;
+}

@@ -1,0 +1,862 @@
+/*
+ * engine.c - runs a pipeline: stages on threads, bounded queues between them.
+ *
+ * Shape of a run:
+ *
+ *     source thread ──push──> [queue] ──pop──> transform worker x N ──> [queue] ──> sink thread
+ *          │                                                                          │
+ *          └─ read() fills a batch                        reorder by (source, seq) ───┘
+ *
+ * Every component has one input queue (fan-in: several producers push into it). A stage
+ * with several consumers hands the original batch to one and clones to the others
+ * (batch.h). A route transform sets one bit per output per record; the engine gives each
+ * consumed output a clone in which the records not routed there are marked dropped.
+ *
+ * Parsing: records enter as bytes. The first transform or sink that receives a batch
+ * parses every record it carries on its own thread (so parsing runs in parallel with
+ * reading and across workers); a record that is not valid JSON is rejected there and
+ * counted against its source. When a source fans out, it parses before cloning so each
+ * record is parsed and reported once.
+ *
+ * Ordering: transforms with several workers finish batches out of order. Each sink keeps a
+ * reorder buffer per source and processes batches in seq order; when a sink is reached
+ * from one source along k paths it waits for all k copies of a seq before moving on, so
+ * the positions it commits never go backwards (batch.h invariant 1).
+ *
+ * Shutdown: sl_engine_request_stop() makes sources stop reading; the end of input travels
+ * down the graph as queue closes, so every batch already read is processed and committed.
+ * A fatal error in any stage aborts every queue: producers drop what they hold, consumers
+ * stop, and the first error is returned.
+ *
+ * Threading: stage stats are atomics updated once per batch; the rest of a stage's state
+ * is touched only by its own threads, or before threads start / after they are joined.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "sluice/alloc.h"
+#include "sluice/engine.h"
+#include "sluice/log.h"
+
+#include "core/queue.h"
+
+#define REJECT_LOG_LIMIT 1000 /* per stage; the count stays exact beyond it */
+#define SINK_MAX_ATTEMPTS 20
+#define SOURCE_IDLE_NS (50 * 1000 * 1000)
+
+static atomic_int stop_requested;
+
+void sl_engine_request_stop(void) { atomic_store(&stop_requested, 1); }
+int sl_engine_stopping(void) { return atomic_load(&stop_requested); }
+
+uint64_t sl_now_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t sl_now_real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct stage;
+
+/* Consumers of one output of a stage. */
+struct port {
+    struct stage **to;
+    size_t n;
+};
+
+/* Batches of one source waiting at a sink for their turn. */
+struct pending {
+    struct sl_batch *b;
+    struct pending *next;
+};
+
+/*
+ * Invariants (reorder state of a sink, per source s):
+ *   1. next_seq[s] is the lowest seq not yet fully processed; have[s] < need[s] copies
+ *      of it have been processed.
+ *   2. wait[s] is sorted by seq and holds only seqs >= next_seq[s].
+ */
+struct stage {
+    struct engine *eng;
+    struct sl_component *comp;
+    uint32_t idx;
+    void *state;
+    int inited;
+    int has_in;
+    struct sl_queue in;
+    struct port *ports;
+    size_t nports;
+    pthread_t *threads;
+    unsigned nthreads;
+    atomic_uint running;
+    /* stats */
+    atomic_ullong batches, rec_in, rec_out, dropped, rejected, bytes_in, bytes_out;
+    atomic_ullong logged;
+    /* source */
+    uint64_t seq;
+    int fans_out;
+    /* sink */
+    uint32_t *need;
+    uint32_t *have;
+    uint64_t *next_seq;
+    struct pending **wait;
+};
+
+struct engine {
+    struct sl_pipeline *p;
+    const struct sl_run_opts *opts;
+    struct stage *st;
+    size_t n;
+    const char **source_names;
+    atomic_int aborted;
+    pthread_mutex_t err_mu;
+    struct sl_error first_err;
+    sl_rc first_rc;
+};
+
+struct worker_arg {
+    struct stage *st;
+    unsigned index;
+};
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void engine_fail(struct engine *e, struct stage *st, sl_rc rc, const struct sl_error *err)
+{
+    pthread_mutex_lock(&e->err_mu);
+    if (e->first_rc == SL_OK) {
+        e->first_rc = rc ? rc : SL_ESTATE;
+        sl_error_set(&e->first_err, e->first_rc, "%s %s: %s",
+                     sl_plugin_kind_name(st->comp->kind), st->comp->name,
+                     err && err->msg[0] ? err->msg : sl_strerror(rc));
+    }
+    pthread_mutex_unlock(&e->err_mu);
+    if (atomic_exchange(&e->aborted, 1))
+        return;
+    for (size_t i = 0; i < e->n; i++)
+        if (e->st[i].has_in)
+            sl__queue_abort(&e->st[i].in);
+}
+
+static void log_reject(struct stage *counted, struct sl_batch *b, const struct sl_record *r)
+{
+    unsigned long long k = atomic_fetch_add(&counted->logged, 1);
+    if (k < REJECT_LOG_LIMIT) {
+        sl_warn(r->error_stage ? r->error_stage : counted->comp->name, "rejected %s:%u: %s",
+                b->origin ? b->origin : "?", r->line, r->error ? r->error : "(no reason)");
+    } else if (k == REJECT_LOG_LIMIT) {
+        sl_warn(counted->comp->name,
+                "more than %d records rejected; further rejections are counted but not logged",
+                REJECT_LOG_LIMIT);
+    }
+}
+
+/*
+ * Parse every record of b that is not parsed yet. Failures are rejected and counted
+ * against the batch's source stage. SL_OK or SL_ENOMEM.
+ */
+static sl_rc parse_batch(struct engine *e, struct sl_batch *b, struct sl_worker *w)
+{
+    struct stage *src = &e->st[b->source];
+    uint64_t bad = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct sl_record *r = &b->recs[i];
+        if (r->flags & (SL_REC_PARSED | SL_REC_BAD | SL_REC_DROPPED))
+            continue;
+        struct sl_json_error jerr;
+        sl_rc rc = sl_record_parse(r, w->parser, w->max_depth, &b->arena, &jerr);
+        if (rc == SL_ENOMEM)
+            return rc;
+        if (rc) {
+            if (rc == SL_ELIMIT)
+                sl_record_reject(b, r, src->comp->name, "record too large to parse (%u bytes)",
+                                 r->text_len);
+            else
+                sl_record_reject(b, r, src->comp->name, "invalid JSON at byte %zu: %s",
+                                 jerr.offset, jerr.msg);
+            bad++;
+            log_reject(src, b, r);
+        }
+    }
+    if (bad)
+        atomic_fetch_add(&src->rejected, bad);
+    return SL_OK;
+}
+
+static void count_flags(const struct sl_batch *b, uint64_t *live, uint64_t *dropped, uint64_t *bad)
+{
+    uint64_t l = 0, d = 0, x = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        uint32_t f = b->recs[i].flags;
+        if (f & SL_REC_BAD)
+            x++;
+        else if (f & SL_REC_DROPPED)
+            d++;
+        else
+            l++;
+    }
+    *live = l;
+    *dropped = d;
+    *bad = x;
+}
+
+/* Hand b (our reference) to the consumers of port. SL_OK or SL_ECANCELED / SL_ENOMEM. */
+static sl_rc push_port(const struct port *port, struct sl_batch *b)
+{
+    if (port->n == 0) {
+        sl_batch_unref(b);
+        return SL_OK;
+    }
+    for (size_t i = 1; i < port->n; i++) {
+        struct sl_batch *c;
+        sl_rc rc = sl_batch_clone(b, &c);
+        if (rc) {
+            sl_batch_unref(b);
+            return rc;
+        }
+        rc = sl__queue_push(&port->to[i]->in, c);
+        if (rc) {
+            sl_batch_unref(b);
+            return rc;
+        }
+    }
+    return sl__queue_push(&port->to[0]->in, b);
+}
+
+/*
+ * Pass b (our reference) downstream. For stages with named outputs, split by outmask.
+ * Counts records_out (and, for routes, records that go to no consumed output as dropped).
+ */
+static sl_rc emit(struct stage *st, struct sl_batch *b)
+{
+    if (st->nports == 1) {
+        uint64_t live, dropped, bad;
+        count_flags(b, &live, &dropped, &bad);
+        atomic_fetch_add(&st->rec_out, live);
+        return push_port(&st->ports[0], b);
+    }
+    /* Named outputs: records whose bits name no consumed output are dropped here. */
+    uint64_t nowhere = 0, out = 0;
+    uint64_t consumed = 0;
+    for (size_t o = 0; o < st->nports && o < 64; o++)
+        if (st->ports[o].n)
+            consumed |= (uint64_t)1 << o;
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct sl_record *r = &b->recs[i];
+        if (r->flags & (SL_REC_BAD | SL_REC_DROPPED))
+            continue;
+        uint64_t m = b->outmask ? b->outmask[i] : 0;
+        if (!(m & consumed))
+            nowhere++;
+        out += (uint64_t)__builtin_popcountll(m & consumed);
+    }
+    atomic_fetch_add(&st->dropped, nowhere);
+    atomic_fetch_add(&st->rec_out, out);
+    sl_rc rc = SL_OK;
+    for (size_t o = 0; o < st->nports && rc == SL_OK; o++) {
+        if (!st->ports[o].n)
+            continue;
+        struct sl_batch *c;
+        rc = sl_batch_clone(b, &c);
+        if (rc)
+            break;
+        for (uint32_t i = 0; i < c->n; i++) {
+            struct sl_record *r = &c->recs[i];
+            if (r->flags & (SL_REC_BAD | SL_REC_DROPPED))
+                continue;
+            if (!b->outmask || !(b->outmask[i] & ((uint64_t)1 << o)))
+                r->flags |= SL_REC_DROPPED;
+        }
+        rc = push_port(&st->ports[o], c);
+    }
+    sl_batch_unref(b);
+    return rc;
+}
+
+static void close_outputs(struct stage *st)
+{
+    for (size_t o = 0; o < st->nports; o++)
+        for (size_t i = 0; i < st->ports[o].n; i++)
+            sl__queue_close(&st->ports[o].to[i]->in);
+}
+
+static sl_rc worker_init(struct stage *st, unsigned index, struct sl_worker *w)
+{
+    memset(w, 0, sizeof *w);
+    w->stage = st->comp->name;
+    w->index = index;
+    w->max_depth = st->eng->p->max_depth;
+    return sl_json_parser_create(&w->parser);
+}
+
+/* Log and count records that process() rejected (flags differ from prev). */
+static void note_new_rejects(struct stage *st, struct sl_batch *b, const uint8_t *prev_bad)
+{
+    for (uint32_t i = 0; i < b->n; i++)
+        if ((b->recs[i].flags & SL_REC_BAD) && !prev_bad[i])
+            log_reject(st, b, &b->recs[i]);
+}
+
+/* Run process() on b with accounting. Keeps b's reference. */
+static sl_rc process_batch(struct stage *st, struct sl_batch *b, struct sl_worker *w,
+                           uint8_t **prev, size_t *prevcap, struct sl_error *err)
+{
+    struct engine *e = st->eng;
+    sl_rc rc = parse_batch(e, b, w);
+    if (rc)
+        return sl_error_set(err, rc, "out of memory while parsing a batch");
+    if (*prevcap < b->n) {
+        uint8_t *np = sl_realloc(*prev, b->n);
+        if (!np)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        *prev = np;
+        *prevcap = b->n;
+    }
+    uint64_t live0 = 0, bad0 = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        uint32_t f = b->recs[i].flags;
+        (*prev)[i] = (f & SL_REC_BAD) != 0;
+        bad0 += (f & SL_REC_BAD) != 0;
+        live0 += !(f & (SL_REC_BAD | SL_REC_DROPPED));
+    }
+    uint64_t dropped0 = b->n - live0 - bad0;
+    atomic_fetch_add(&st->batches, 1);
+    atomic_fetch_add(&st->rec_in, live0);
+    atomic_fetch_add(&st->bytes_in, b->bytes);
+    if (st->nports > 1) {
+        b->outmask = sl_arena_calloc(&b->arena, (size_t)(b->n ? b->n : 1) * sizeof(uint64_t));
+        if (!b->outmask)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+    }
+    if (st->comp->kind == SL_PLUGIN_SINK) {
+        uint64_t backoff_ms = 100;
+        for (int attempt = 1;; attempt++) {
+            sl_error_clear(err);
+            rc = st->comp->plugin->process(st->state, b, w, err);
+            if (rc != SL_RETRY)
+                break;
+            if (attempt >= SINK_MAX_ATTEMPTS || atomic_load(&e->aborted)) {
+                sl_error_prefix(err, "giving up after %d attempts: ", attempt);
+                rc = SL_EIO;
+                break;
+            }
+            sl_warn(st->comp->name, "transient failure (attempt %d of %d), retrying in %llu ms: %s",
+                    attempt, SINK_MAX_ATTEMPTS, (unsigned long long)backoff_ms, err->msg);
+            struct timespec ts = {(time_t)(backoff_ms / 1000), (long)(backoff_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+            backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+        }
+    } else {
+        rc = st->comp->plugin->process(st->state, b, w, err);
+    }
+    if (rc)
+        return rc;
+    uint64_t live1, dropped1, bad1;
+    count_flags(b, &live1, &dropped1, &bad1);
+    if (bad1 > bad0) {
+        atomic_fetch_add(&st->rejected, bad1 - bad0);
+        note_new_rejects(st, b, *prev);
+    }
+    if (dropped1 > dropped0)
+        atomic_fetch_add(&st->dropped, dropped1 - dropped0);
+    if (st->comp->kind == SL_PLUGIN_SINK)
+        atomic_fetch_add(&st->rec_out, live1);
+    return SL_OK;
+}
+
+static void *transform_main(void *arg)
+{
+    struct worker_arg *wa = arg;
+    struct stage *st = wa->st;
+    struct engine *e = st->eng;
+    struct sl_worker w;
+    struct sl_error err;
+    uint8_t *prev = NULL;
+    size_t prevcap = 0;
+    sl_error_clear(&err);
+    sl_rc rc = worker_init(st, wa->index, &w);
+    if (rc) {
+        sl_error_set(&err, rc, "cannot create a JSON parser: %s", sl_strerror(rc));
+        engine_fail(e, st, rc, &err);
+    }
+    struct sl_batch *b;
+    while ((b = sl__queue_pop(&st->in)) != NULL) {
+        if (rc || atomic_load(&e->aborted)) {
+            sl_batch_unref(b);
+            continue;
+        }
+        rc = process_batch(st, b, &w, &prev, &prevcap, &err);
+        if (rc) {
+            sl_batch_unref(b);
+            engine_fail(e, st, rc, &err);
+            continue;
+        }
+        rc = emit(st, b);
+        if (rc == SL_ECANCELED)
+            rc = SL_OK; /* someone else failed; keep draining */
+        else if (rc) {
+            sl_error_set(&err, rc, "cannot pass a batch on: %s", sl_strerror(rc));
+            engine_fail(e, st, rc, &err);
+        }
+    }
+    sl_free(prev);
+    sl_json_parser_destroy(w.parser);
+    if (atomic_fetch_sub(&st->running, 1) == 1)
+        close_outputs(st);
+    return NULL;
+}
+
+/* Insert into the sorted wait list of source s. */
+static void reorder_insert(struct stage *st, struct sl_batch *b, struct pending *node)
+{
+    node->b = b;
+    struct pending **pp = &st->wait[b->source];
+    while (*pp && (*pp)->b->seq <= b->seq)
+        pp = &(*pp)->next;
+    node->next = *pp;
+    *pp = node;
+}
+
+static void *sink_main(void *arg)
+{
+    struct worker_arg *wa = arg;
+    struct stage *st = wa->st;
+    struct engine *e = st->eng;
+    struct sl_worker w;
+    struct sl_error err;
+    uint8_t *prev = NULL;
+    size_t prevcap = 0;
+    sl_error_clear(&err);
+    sl_rc rc = worker_init(st, 0, &w);
+    if (rc) {
+        sl_error_set(&err, rc, "cannot create a JSON parser: %s", sl_strerror(rc));
+        engine_fail(e, st, rc, &err);
+    }
+    struct sl_batch *b;
+    while ((b = sl__queue_pop(&st->in)) != NULL) {
+        if (rc || atomic_load(&e->aborted)) {
+            sl_batch_unref(b);
+            continue;
+        }
+        struct pending *node = sl_malloc(sizeof *node);
+        if (!node) {
+            sl_batch_unref(b);
+            rc = sl_error_set(&err, SL_ENOMEM, "out of memory in the reorder buffer");
+            engine_fail(e, st, rc, &err);
+            continue;
+        }
+        uint32_t s = b->source;
+        reorder_insert(st, b, node);
+        while (rc == SL_OK && st->wait[s] && st->wait[s]->b->seq == st->next_seq[s]) {
+            struct pending *head = st->wait[s];
+            st->wait[s] = head->next;
+            struct sl_batch *ready = head->b;
+            sl_free(head);
+            rc = process_batch(st, ready, &w, &prev, &prevcap, &err);
+            sl_batch_unref(ready);
+            if (rc) {
+                engine_fail(e, st, rc, &err);
+                break;
+            }
+            if (++st->have[s] >= st->need[s]) {
+                st->have[s] = 0;
+                st->next_seq[s]++;
+            }
+        }
+    }
+    if (rc == SL_OK && !atomic_load(&e->aborted) && st->comp->plugin->flush) {
+        rc = st->comp->plugin->flush(st->state, &err);
+        if (rc)
+            engine_fail(e, st, rc, &err);
+    }
+    for (size_t s = 0; s < e->p->nsources; s++) {
+        int leftover = 0;
+        while (st->wait[s]) {
+            struct pending *head = st->wait[s];
+            st->wait[s] = head->next;
+            sl_batch_unref(head->b);
+            sl_free(head);
+            leftover++;
+        }
+        if (leftover && !atomic_load(&e->aborted))
+            sl_error_log(st->comp->name,
+                         "%d batches of source %s never became processable (missing seq %llu); "
+                         "this is a bug in sluice",
+                         leftover, e->source_names[s], (unsigned long long)st->next_seq[s]);
+    }
+    sl_free(prev);
+    sl_json_parser_destroy(w.parser);
+    return NULL;
+}
+
+static void idle_sleep(void)
+{
+    struct timespec ts = {0, SOURCE_IDLE_NS};
+    nanosleep(&ts, NULL);
+}
+
+static void *source_main(void *arg)
+{
+    struct worker_arg *wa = arg;
+    struct stage *st = wa->st;
+    struct engine *e = st->eng;
+    const struct sl_plugin *pl = st->comp->plugin;
+    struct sl_error err;
+    struct sl_worker w;
+    int have_worker = 0;
+    sl_error_clear(&err);
+    if (st->fans_out) {
+        sl_rc rc = worker_init(st, 0, &w);
+        if (rc) {
+            sl_error_set(&err, rc, "cannot create a JSON parser");
+            engine_fail(e, st, rc, &err);
+        } else {
+            have_worker = 1;
+        }
+    }
+    while (!atomic_load(&e->aborted) && !sl_engine_stopping()) {
+        struct sl_batch *b;
+        sl_rc rc = sl_batch_create(0, &b);
+        if (rc) {
+            sl_error_set(&err, rc, "out of memory creating a batch");
+            engine_fail(e, st, rc, &err);
+            break;
+        }
+        b->source = st->idx;
+        rc = pl->read(st->state, b, &err);
+        if (rc == SL_AGAIN) {
+            sl_batch_unref(b);
+            idle_sleep();
+            continue;
+        }
+        if (rc != SL_OK && rc != SL_EOF) {
+            sl_batch_unref(b);
+            engine_fail(e, st, rc, &err);
+            break;
+        }
+        int eof = rc == SL_EOF;
+        if (b->n == 0 && !b->position) {
+            sl_batch_unref(b);
+            if (eof)
+                break;
+            continue;
+        }
+        b->seq = ++st->seq;
+        b->ingest_ns = sl_now_real_ns();
+        uint64_t bad = 0;
+        for (uint32_t i = 0; i < b->n; i++)
+            if (b->recs[i].flags & SL_REC_BAD) {
+                bad++;
+                log_reject(st, b, &b->recs[i]);
+            }
+        atomic_fetch_add(&st->batches, 1);
+        atomic_fetch_add(&st->rec_in, b->n);
+        atomic_fetch_add(&st->bytes_in, b->bytes);
+        atomic_fetch_add(&st->rejected, bad);
+        if (have_worker) {
+            rc = parse_batch(e, b, &w);
+            if (rc) {
+                sl_batch_unref(b);
+                sl_error_set(&err, rc, "out of memory while parsing");
+                engine_fail(e, st, rc, &err);
+                break;
+            }
+        }
+        rc = push_port(&st->ports[0], b);
+        if (rc && rc != SL_ECANCELED) {
+            sl_error_set(&err, rc, "cannot pass a batch on: %s", sl_strerror(rc));
+            engine_fail(e, st, rc, &err);
+        }
+        if (rc || eof)
+            break;
+    }
+    if (have_worker)
+        sl_json_parser_destroy(w.parser);
+    close_outputs(st);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static sl_rc build_graph(struct engine *e, struct sl_error *err)
+{
+    struct sl_pipeline *p = e->p;
+    for (size_t i = 0; i < p->ncomp; i++) {
+        struct stage *st = &e->st[i];
+        st->eng = e;
+        st->comp = &p->comp[i];
+        st->idx = (uint32_t)i;
+        st->nports = st->comp->noutputs ? st->comp->noutputs : 1;
+        st->ports = sl_calloc(st->nports, sizeof *st->ports);
+        if (!st->ports)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        if (st->comp->kind != SL_PLUGIN_SOURCE) {
+            sl_rc rc = sl__queue_init(&st->in, p->queue_max_batches, p->queue_max_bytes);
+            if (rc)
+                return sl_error_set(err, rc, "out of memory");
+            st->has_in = 1;
+        }
+    }
+    /* Ports: each input edge (producer, output) -> consumer registers one producer. */
+    for (size_t i = 0; i < p->ncomp; i++) {
+        struct stage *c = &e->st[i];
+        for (size_t k = 0; k < c->comp->ninputs; k++) {
+            const struct sl_input *in = &c->comp->inputs[k];
+            struct stage *prod = &e->st[in->comp];
+            struct port *port = &prod->ports[in->output < prod->nports ? in->output : 0];
+            struct stage **to = sl_realloc(port->to, (port->n + 1) * sizeof *to);
+            if (!to)
+                return sl_error_set(err, SL_ENOMEM, "out of memory");
+            port->to = to;
+            port->to[port->n++] = c;
+            sl__queue_add_producer(&c->in);
+        }
+    }
+    /* Sources that feed more than one consumer parse before cloning. */
+    for (size_t i = 0; i < p->nsources; i++)
+        e->st[i].fans_out = e->st[i].ports[0].n > 1;
+    /*
+     * Paths from each source to each component, in topological order (comp[] is sorted):
+     * paths[c][s] = sum over c's input edges (q, o) of paths[q][s].
+     */
+    size_t ns = p->nsources;
+    uint32_t *paths = sl_calloc(p->ncomp * (ns ? ns : 1), sizeof *paths);
+    if (!paths)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < p->ncomp; i++) {
+        if (i < ns)
+            paths[i * ns + i] = 1;
+        const struct sl_component *c = &p->comp[i];
+        for (size_t k = 0; k < c->ninputs; k++)
+            for (size_t s = 0; s < ns; s++)
+                paths[i * ns + s] += paths[c->inputs[k].comp * ns + s];
+    }
+    for (size_t i = 0; i < p->ncomp; i++) {
+        struct stage *st = &e->st[i];
+        if (st->comp->kind != SL_PLUGIN_SINK)
+            continue;
+        st->need = sl_calloc(ns, sizeof *st->need);
+        st->have = sl_calloc(ns, sizeof *st->have);
+        st->next_seq = sl_calloc(ns, sizeof *st->next_seq);
+        st->wait = sl_calloc(ns, sizeof *st->wait);
+        if (!st->need || !st->have || !st->next_seq || !st->wait) {
+            sl_free(paths);
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        }
+        for (size_t s = 0; s < ns; s++) {
+            st->need[s] = paths[i * ns + s];
+            st->next_seq[s] = 1;
+        }
+    }
+    sl_free(paths);
+    return SL_OK;
+}
+
+static sl_rc init_plugins(struct engine *e, struct sl_error *err)
+{
+    struct sl_pipeline *p = e->p;
+    uint32_t source_index = 0;
+    for (size_t i = 0; i < p->ncomp; i++) {
+        struct stage *st = &e->st[i];
+        struct sl_plugin_ctx ctx = {
+            .pipeline = p->name,
+            .name = st->comp->name,
+            .doc = p->doc,
+            .node = st->comp->node,
+            .state_dir = p->state_dir,
+            .once = e->opts->once,
+            .exactly_once = p->exactly_once,
+            .index = st->comp->kind == SL_PLUGIN_SOURCE ? source_index++ : 0,
+            .limits = &p->batch,
+            .max_depth = p->max_depth,
+            .source_names = e->source_names,
+            .nsources = p->nsources,
+        };
+        sl_error_clear(err);
+        sl_rc rc = st->comp->plugin->init(&ctx, &st->state, err);
+        if (rc) {
+            if (!err->msg[0])
+                sl_error_set(err, rc, "%s", sl_strerror(rc));
+            return sl_error_prefix(err, "%s %s: ", sl_plugin_kind_name(st->comp->kind),
+                                   st->comp->name);
+        }
+        st->inited = 1;
+    }
+    return SL_OK;
+}
+
+static void fill_report(struct engine *e, struct sl_run_report *rep, double elapsed)
+{
+    rep->nstages = e->n;
+    rep->stages = sl_calloc(e->n ? e->n : 1, sizeof *rep->stages);
+    rep->elapsed_s = elapsed;
+    rep->input_bytes = 0;
+    rep->stopped_by_signal = sl_engine_stopping();
+    if (!rep->stages) {
+        rep->nstages = 0;
+        return;
+    }
+    for (size_t i = 0; i < e->n; i++) {
+        struct stage *st = &e->st[i];
+        struct sl_stage_stats *s = &rep->stages[i];
+        s->name = st->comp->name;
+        s->kind = st->comp->kind;
+        s->plugin = st->comp->plugin->name;
+        s->batches = atomic_load(&st->batches);
+        s->records_in = atomic_load(&st->rec_in);
+        s->records_out = atomic_load(&st->rec_out);
+        s->dropped = atomic_load(&st->dropped);
+        s->rejected = atomic_load(&st->rejected);
+        s->bytes_in = atomic_load(&st->bytes_in);
+        s->bytes_out = atomic_load(&st->bytes_out);
+        if (st->comp->kind == SL_PLUGIN_SOURCE) {
+            /* Records read minus those rejected (at the source or when parsed later). */
+            s->records_out = s->records_in >= s->rejected ? s->records_in - s->rejected : 0;
+            rep->input_bytes += s->bytes_in;
+        }
+    }
+}
+
+void sl_run_report_fini(struct sl_run_report *rep)
+{
+    if (!rep)
+        return;
+    sl_free(rep->stages);
+    rep->stages = NULL;
+    rep->nstages = 0;
+}
+
+static void engine_fini(struct engine *e)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        struct stage *st = &e->st[i];
+        if (st->inited && st->comp->plugin->close)
+            st->comp->plugin->close(st->state);
+        if (st->has_in)
+            sl__queue_fini(&st->in);
+        for (size_t o = 0; o < st->nports; o++)
+            sl_free(st->ports ? st->ports[o].to : NULL);
+        sl_free(st->ports);
+        sl_free(st->threads);
+        sl_free(st->need);
+        sl_free(st->have);
+        sl_free(st->next_seq);
+        sl_free(st->wait);
+    }
+    sl_free(e->st);
+    sl_free(e->source_names);
+    pthread_mutex_destroy(&e->err_mu);
+}
+
+sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct sl_run_report *rep,
+                    struct sl_error *err)
+{
+    struct sl_run_opts defaults = {0};
+    struct engine e;
+    memset(&e, 0, sizeof e);
+    e.p = p;
+    e.opts = o ? o : &defaults;
+    e.n = p->ncomp;
+    pthread_mutex_init(&e.err_mu, NULL);
+    sl_error_clear(&e.first_err);
+    if (rep)
+        memset(rep, 0, sizeof *rep);
+
+    sl_rc rc = SL_OK;
+    struct worker_arg *args = NULL;
+    size_t nargs = 0;
+    e.st = sl_calloc(e.n ? e.n : 1, sizeof *e.st);
+    e.source_names = sl_calloc(p->nsources ? p->nsources : 1, sizeof *e.source_names);
+    if (!e.st || !e.source_names) {
+        rc = sl_error_set(err, SL_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p->nsources; i++)
+        e.source_names[i] = p->comp[i].name;
+    rc = build_graph(&e, err);
+    if (rc)
+        goto out;
+    rc = init_plugins(&e, err);
+    if (rc)
+        goto out;
+
+    size_t total = 0;
+    for (size_t i = 0; i < e.n; i++) {
+        struct stage *st = &e.st[i];
+        st->nthreads = st->comp->kind == SL_PLUGIN_TRANSFORM && st->comp->workers > 1
+                           ? st->comp->workers
+                           : 1;
+        total += st->nthreads;
+    }
+    args = sl_calloc(total ? total : 1, sizeof *args);
+    if (!args) {
+        rc = sl_error_set(err, SL_ENOMEM, "out of memory");
+        goto out;
+    }
+
+    uint64_t t0 = sl_now_mono_ns();
+    /* Start consumers before producers (sinks last in comp[], so walk backwards). */
+    for (size_t ri = e.n; ri-- > 0;) {
+        struct stage *st = &e.st[ri];
+        st->threads = sl_calloc(st->nthreads, sizeof *st->threads);
+        if (!st->threads) {
+            rc = sl_error_set(err, SL_ENOMEM, "out of memory");
+            engine_fail(&e, st, rc, err);
+            st->nthreads = 0;
+            close_outputs(st);
+            continue;
+        }
+        atomic_store(&st->running, st->nthreads);
+        void *(*fn)(void *) = st->comp->kind == SL_PLUGIN_SOURCE  ? source_main
+                              : st->comp->kind == SL_PLUGIN_SINK ? sink_main
+                                                                 : transform_main;
+        for (unsigned k = 0; k < st->nthreads; k++) {
+            struct worker_arg *wa = &args[nargs++];
+            wa->st = st;
+            wa->index = k;
+            int perr = pthread_create(&st->threads[k], NULL, fn, wa);
+            if (perr) {
+                sl_error_sys(err, SL_ENOMEM, perr, "cannot start a thread for %s", st->comp->name);
+                engine_fail(&e, st, SL_ENOMEM, err);
+                /* Workers k.. never started: account for them as finished. */
+                unsigned missing = st->nthreads - k;
+                st->nthreads = k;
+                if (st->comp->kind == SL_PLUGIN_TRANSFORM) {
+                    if (atomic_fetch_sub(&st->running, missing) == missing)
+                        close_outputs(st);
+                } else if (st->comp->kind == SL_PLUGIN_SOURCE) {
+                    close_outputs(st);
+                }
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < e.n; i++)
+        for (unsigned k = 0; k < e.st[i].nthreads; k++)
+            pthread_join(e.st[i].threads[k], NULL);
+    double elapsed = (double)(sl_now_mono_ns() - t0) / 1e9;
+    if (rep)
+        fill_report(&e, rep, elapsed);
+    if (e.first_rc) {
+        rc = e.first_rc;
+        if (err)
+            *err = e.first_err;
+    }
+
+out:
+    sl_free(args);
+    engine_fini(&e);
+    return rc;
+}
