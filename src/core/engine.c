@@ -54,20 +54,6 @@ static atomic_int stop_requested;
 void sl_engine_request_stop(void) { atomic_store(&stop_requested, 1); }
 int sl_engine_stopping(void) { return atomic_load(&stop_requested); }
 
-uint64_t sl_now_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t sl_now_real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 struct stage;
 
 /* Consumers of one output of a stage. */
