@@ -1,0 +1,1184 @@
+/*
+ * sqlite.c - the `sqlite` sink: upsert records as rows of a table, exactly once.
+ *
+ * What it does. Each live record (a JSON object) becomes one row: each top-level field a
+ * column of the same name, plus the record id as 32 hex digits in the id column
+ * (`_sluice_id` unless configured otherwise). Rows are upserted on the `key` field when
+ * one is configured, else on the id column, so replaying a batch after a crash rewrites
+ * the same rows instead of adding duplicates.
+ *
+ * How it fits: the checkpoint protocol (DESIGN.md section 4). A batch is one transaction
+ * (BEGIN IMMEDIATE ... COMMIT) that writes its rows and upserts the row (pipeline, sink,
+ * source) -> position of `_sluice_checkpoints` in the same database. Either both are
+ * durable or neither is; committed() reads the position back when the pipeline starts and
+ * the engine skips batches at or below it.
+ *
+ * Schema. The table is created from the first batch that has rows: the id column first,
+ * then the union of the batch's fields in first-seen order, typed by their first non-null
+ * value (integer -> INTEGER, other number -> REAL, string -> TEXT, bool -> INTEGER,
+ * object/array -> TEXT with compact JSON, only nulls -> TEXT). A field that is not yet a
+ * column is added with ALTER TABLE ADD COLUMN inside the batch's transaction. An existing
+ * table is read with PRAGMA table_info and used as it is; when its conflict column has no
+ * unique index one is created. Column names match fields ignoring ASCII case, as SQLite
+ * does. The insert statement names every column of the table, so a field a record lacks
+ * is written as NULL and an upsert leaves the row equal to the newest record.
+ *
+ * Hot path. One prepared INSERT ... ON CONFLICT DO UPDATE is reused across batches and
+ * rebuilt only when the column set changes. Each record is visited once with
+ * sl_record_foreach; a field finds its column through a guess by field position (records
+ * of a stream mostly share a layout) and a case-folded hash otherwise; strings are bound
+ * straight from the batch arena or the input text with SQLITE_STATIC (they outlive the
+ * step; bindings are cleared at the end of every batch). Only objects and arrays are
+ * copied, as compact JSON. Nothing is allocated per record outside the batch arena.
+ *
+ * Rejections. A record that is not an object, lacks the key field, has a null key, has a
+ * field that collides with the id column or another field's column, or violates a
+ * constraint of the table is marked bad with sl_record_reject (naming origin:line and the
+ * reason) and the rest of the batch is written.
+ *
+ * Failures. SQLITE_BUSY/LOCKED (after busy_timeout) and a full disk roll the batch back
+ * and return SL_RETRY; other database errors roll back and are fatal. After a rollback the
+ * table's columns are read again, since DDL of the batch was undone with it.
+ *
+ * Threading and ownership. The sink runs on its own thread and owns its connection (opened
+ * without SQLite's mutexes) and everything in its state.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "sluice/alloc.h"
+#include "sluice/log.h"
+#include "sluice/plugin.h"
+#include "sluice/record.h"
+
+#define SQ_MAX_COLUMNS 1000           /* below SQLite's default 2000-column limit */
+#define SQ_SLOTS 2048                 /* hash slots: a power of two > 2 * SQ_MAX_COLUMNS */
+#define SQ_HINTS 256                  /* field positions whose column is guessed */
+#define SQ_JSON_MAX ((size_t)64 << 20) /* one object/array value as JSON */
+#define SQ_SQL_MAX ((size_t)16 << 20)  /* one statement's text */
+
+enum sq_ctype { SQ_T_UNSET = 0, SQ_T_INTEGER, SQ_T_REAL, SQ_T_TEXT };
+
+static const char *const ctype_sql[] = {"TEXT", "INTEGER", "REAL", "TEXT"};
+
+struct sq_column {
+    char *name; /* as the table spells it; sl_malloc'd */
+    uint32_t len;
+    uint32_t hash; /* of the ASCII-folded name */
+};
+
+/* A column a batch needs that the table does not have yet. */
+struct sq_newcol {
+    const char *name; /* field key in the batch arena or input text */
+    uint32_t len;
+    uint8_t type; /* enum sq_ctype, from the first non-null value */
+};
+
+/*
+ * Invariants:
+ *   1. cols[0..ncols) are the table's columns in table order, exactly as PRAGMA
+ *      table_info reports them; table_exists iff ncols > 0.
+ *   2. slots maps the folded hash of each column name to its index + 1 (0 = empty).
+ *   3. insert, when not NULL, names cols[0..ncols) in order: parameter i + 1 is column i.
+ *   4. id_col / key_col index cols, or are -1 when that column does not exist (yet).
+ *   5. Outside process(), no transaction is open and insert has no bindings that point
+ *      into a batch.
+ */
+struct sqlite_sink {
+    const char *name;     /* component name (outlives the state) */
+    const char *pipeline; /* pipeline name (outlives the state) */
+    const char *const *source_names;
+    size_t nsources;
+    char *path, *table, *key, *id_column; /* id_column NULL when switched off */
+    const char *target;                   /* key or id_column: the conflict column */
+    sqlite3 *db;
+    sqlite3_stmt *begin, *commit, *rollback, *ckpt_put, *ckpt_get, *insert;
+    int target_ok; /* the conflict column is known to have a unique index */
+    struct sq_column *cols;
+    uint32_t ncols;
+    int32_t id_col, key_col;
+    uint32_t slots[SQ_SLOTS];
+    uint32_t hint[SQ_HINTS];      /* field position -> column index + 1 */
+    uint32_t bound[SQ_MAX_COLUMNS]; /* gen of the row that last bound the column */
+    uint32_t gen;
+    int schema_stale; /* a rollback undid DDL: read the columns again before writing */
+    char idbuf[33];   /* the current row's id, bound with SQLITE_STATIC */
+    struct sl_buf json; /* compact JSON of container values */
+    struct sl_buf sql;  /* statement text being built */
+};
+
+static const struct sl_option sqlite_options[] = {
+    {.name = "path",
+     .type = SL_OPT_PATH,
+     .required = 1,
+     .help = "Database file (created if missing; relative to the config file)."},
+    {.name = "table",
+     .type = SL_OPT_STRING,
+     .required = 1,
+     .help = "Table to upsert into; created from the first batch when missing."},
+    {.name = "key",
+     .type = SL_OPT_STRING,
+     .help = "Field to upsert on (the table's primary key when the sink creates it)."},
+    {.name = "id_column",
+     .type = SL_OPT_STRING,
+     .def = "_sluice_id",
+     .help = "Column holding the record id (32 hex digits); \"\" switches it off, allowed "
+             "only with key."},
+    {.name = "synchronous",
+     .type = SL_OPT_ENUM,
+     .def = "normal",
+     .choices = "normal|full",
+     .help = "normal survives a process crash; full also survives a power loss."},
+    {.name = "busy_timeout",
+     .type = SL_OPT_DURATION,
+     .def = "5s",
+     .help = "How long to wait for another connection's lock before retrying the batch."},
+    {0},
+};
+
+/* ---- names ------------------------------------------------------------------------- */
+
+static uint32_t fold_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        h = (h ^ c) * 16777619u;
+    }
+    return h;
+}
+
+/* SQLite compares identifiers ignoring ASCII case only. */
+static int name_eq(const char *a, size_t an, const char *b, size_t bn)
+{
+    if (an != bn)
+        return 0;
+    for (size_t i = 0; i < an; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x + 32);
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y + 32);
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
+/* Column index of name, or -1. */
+static int32_t find_col(const struct sqlite_sink *s, const char *name, size_t n)
+{
+    uint32_t h = fold_hash(name, n);
+    for (uint32_t i = h & (SQ_SLOTS - 1);; i = (i + 1) & (SQ_SLOTS - 1)) {
+        uint32_t c = s->slots[i];
+        if (c == 0)
+            return -1;
+        const struct sq_column *col = &s->cols[c - 1];
+        if (col->hash == h && name_eq(col->name, col->len, name, n))
+            return (int32_t)(c - 1);
+    }
+}
+
+/* Append "name" as a quoted identifier. */
+static sl_rc put_ident(struct sl_buf *b, const char *name, size_t n)
+{
+    sl_rc rc = sl_buf_putc(b, '"');
+    for (size_t i = 0; rc == SL_OK && i < n; i++) {
+        if (name[i] == '"')
+            rc = sl_buf_putc(b, '"');
+        if (rc == SL_OK)
+            rc = sl_buf_putc(b, name[i]);
+    }
+    if (rc == SL_OK)
+        rc = sl_buf_putc(b, '"');
+    return rc;
+}
+
+/* ---- database helpers -------------------------------------------------------------- */
+
+static sl_rc db_error(struct sqlite_sink *s, int src, struct sl_error *err, const char *what)
+{
+    int ext = sqlite3_extended_errcode(s->db);
+    int prim = src & 0xff;
+    if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
+        return sl_error_set(err, SL_RETRY,
+                            "sink %s: %s: database %s is locked by another connection "
+                            "(waited busy_timeout); the batch will be retried",
+                            s->name, what, s->path);
+    if (prim == SQLITE_FULL)
+        return sl_error_set(err, SL_RETRY,
+                            "sink %s: %s: the disk holding %s is full; free space and the batch "
+                            "will be retried",
+                            s->name, what, s->path);
+    if (prim == SQLITE_NOMEM)
+        return sl_error_set(err, SL_ENOMEM, "sink %s: %s: out of memory", s->name, what);
+    return sl_error_set(err, SL_EDB, "sink %s: %s in %s (table %s): %s (SQLite error %d)",
+                        s->name, what, s->path, s->table, sqlite3_errmsg(s->db), ext);
+}
+
+static sl_rc prepare(struct sqlite_sink *s, const char *sql, size_t n, sqlite3_stmt **st,
+                     struct sl_error *err)
+{
+    int src = sqlite3_prepare_v3(s->db, sql, (int)n, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (src != SQLITE_OK) {
+        *st = NULL;
+        return db_error(s, src, err, "preparing a statement");
+    }
+    return SL_OK;
+}
+
+/* Run one statement without results. */
+static sl_rc exec_sql(struct sqlite_sink *s, const char *sql, size_t n, const char *what,
+                      struct sl_error *err)
+{
+    sqlite3_stmt *st;
+    sl_rc rc = prepare(s, sql, n, &st, err);
+    if (rc)
+        return rc;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    rc = src == SQLITE_DONE ? SL_OK : db_error(s, src, err, what);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Step a statement that returns nothing, then reset it. */
+static sl_rc step_done(struct sqlite_sink *s, sqlite3_stmt *st, const char *what,
+                       struct sl_error *err)
+{
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        return db_error(s, src, err, what);
+    return SL_OK;
+}
+
+static void free_columns(struct sqlite_sink *s)
+{
+    for (uint32_t i = 0; i < s->ncols; i++)
+        sl_free(s->cols[i].name);
+    s->ncols = 0;
+    memset(s->slots, 0, sizeof s->slots);
+    memset(s->hint, 0, sizeof s->hint);
+    s->id_col = s->key_col = -1;
+}
+
+/* Read the table's columns (invariants 1, 2, 4) and drop the insert statement. */
+static sl_rc load_columns(struct sqlite_sink *s, struct sl_error *err)
+{
+    static const char q[] = "SELECT name FROM pragma_table_info(?1)";
+    sqlite3_stmt *st;
+    sqlite3_finalize(s->insert);
+    s->insert = NULL;
+    s->target_ok = 0;
+    free_columns(s);
+    sl_rc rc = prepare(s, q, sizeof q - 1, &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, s->table, -1, SQLITE_STATIC);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        int n = sqlite3_column_bytes(st, 0);
+        if (!name || s->ncols >= SQ_MAX_COLUMNS) {
+            rc = name ? sl_error_set(err, SL_ELIMIT,
+                                     "sink %s: table %s has more than %d columns, more than "
+                                     "this sink supports",
+                                     s->name, s->table, SQ_MAX_COLUMNS)
+                      : SL_ENOMEM;
+            goto out;
+        }
+        struct sq_column *c = &s->cols[s->ncols];
+        c->name = sl_strndup(name, (size_t)n);
+        if (!c->name) {
+            rc = sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", s->name);
+            goto out;
+        }
+        c->len = (uint32_t)n;
+        c->hash = fold_hash(name, (size_t)n);
+        uint32_t i = c->hash & (SQ_SLOTS - 1);
+        while (s->slots[i])
+            i = (i + 1) & (SQ_SLOTS - 1);
+        s->slots[i] = ++s->ncols;
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_error(s, src, err, "reading the table's columns");
+        goto out;
+    }
+    if (s->id_column)
+        s->id_col = find_col(s, s->id_column, strlen(s->id_column));
+    if (s->key)
+        s->key_col = find_col(s, s->key, strlen(s->key));
+out:
+    sqlite3_finalize(st);
+    if (rc)
+        free_columns(s);
+    return rc;
+}
+
+/* ---- schema changes (inside the batch's transaction) --------------------------------- */
+
+/* Make sure the conflict column has a unique index; create one when it has none. */
+static sl_rc ensure_target_unique(struct sqlite_sink *s, struct sl_error *err)
+{
+    static const char q[] =
+        "SELECT 1 FROM pragma_table_info(?1) WHERE pk = 1 AND name = ?2 COLLATE NOCASE"
+        " AND (SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0) = 1"
+        " UNION ALL SELECT 1 FROM pragma_index_list(?1) AS il"
+        " WHERE il.\"unique\" AND NOT il.partial"
+        " AND (SELECT count(*) FROM pragma_index_info(il.name)) = 1"
+        " AND (SELECT name FROM pragma_index_info(il.name)) = ?2 COLLATE NOCASE";
+    if (s->target_ok)
+        return SL_OK;
+    int32_t tc = s->key ? s->key_col : s->id_col;
+    if (tc < 0)
+        return SL_OK; /* the column does not exist yet */
+    sqlite3_stmt *st;
+    sl_rc rc = prepare(s, q, sizeof q - 1, &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, s->table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, s->cols[tc].name, (int)s->cols[tc].len, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return db_error(s, src, err, "looking for the conflict column's unique index");
+    if (src == SQLITE_DONE) {
+        struct sl_buf *q2 = &s->sql;
+        sl_buf_clear(q2);
+        char idx[256];
+        snprintf(idx, sizeof idx, "%.100s_%.100s_sluice_unique", s->table, s->cols[tc].name);
+        if ((rc = sl_buf_puts(q2, "CREATE UNIQUE INDEX IF NOT EXISTS ")) ||
+            (rc = put_ident(q2, idx, strlen(idx))) || (rc = sl_buf_puts(q2, " ON ")) ||
+            (rc = put_ident(q2, s->table, strlen(s->table))) || (rc = sl_buf_putc(q2, '(')) ||
+            (rc = put_ident(q2, s->cols[tc].name, s->cols[tc].len)) ||
+            (rc = sl_buf_putc(q2, ')')))
+            return sl_error_set(err, rc, "sink %s: building SQL: %s", s->name, sl_strerror(rc));
+        rc = exec_sql(s, q2->data, q2->len, "creating a unique index on the conflict column",
+                      err);
+        if (rc == SL_EDB)
+            sl_error_prefix(err, "upserts need column %s of table %s to be unique; remove its "
+                                 "duplicate values or choose another key: ",
+                            s->cols[tc].name, s->table);
+        if (rc)
+            return rc;
+        sl_info(s->name, "created unique index %s on %s(%s) for upserts", idx, s->table,
+                s->cols[tc].name);
+    }
+    s->target_ok = 1;
+    return SL_OK;
+}
+
+/* (Re)build the insert statement over cols[0..ncols) (invariant 3). */
+static sl_rc build_insert(struct sqlite_sink *s, struct sl_error *err)
+{
+    struct sl_buf *q = &s->sql;
+    sl_rc rc;
+    sqlite3_finalize(s->insert);
+    s->insert = NULL;
+    int32_t tc = s->key ? s->key_col : s->id_col;
+    if (tc < 0)
+        return sl_error_set(err, SL_ESTATE, "sink %s: conflict column %s missing", s->name,
+                            s->target);
+    sl_buf_clear(q);
+    if ((rc = sl_buf_puts(q, "INSERT INTO ")) || (rc = put_ident(q, s->table, strlen(s->table))))
+        goto nomem;
+    for (uint32_t i = 0; i < s->ncols; i++)
+        if ((rc = sl_buf_putc(q, i ? ',' : '(')) ||
+            (rc = put_ident(q, s->cols[i].name, s->cols[i].len)))
+            goto nomem;
+    if ((rc = sl_buf_puts(q, ") VALUES")))
+        goto nomem;
+    for (uint32_t i = 0; i < s->ncols; i++)
+        if ((rc = sl_buf_printf(q, "%s?%u", i ? "," : "(", i + 1)))
+            goto nomem;
+    if ((rc = sl_buf_puts(q, ") ON CONFLICT(")) ||
+        (rc = put_ident(q, s->cols[tc].name, s->cols[tc].len)) ||
+        (rc = sl_buf_puts(q, s->ncols > 1 ? ") DO UPDATE SET " : ") DO NOTHING")))
+        goto nomem;
+    int first = 1;
+    for (uint32_t i = 0; i < s->ncols; i++) {
+        if ((int32_t)i == tc)
+            continue;
+        if ((rc = sl_buf_puts(q, first ? "" : ",")) ||
+            (rc = put_ident(q, s->cols[i].name, s->cols[i].len)) ||
+            (rc = sl_buf_puts(q, "=excluded.")) ||
+            (rc = put_ident(q, s->cols[i].name, s->cols[i].len)))
+            goto nomem;
+        first = 0;
+    }
+    return prepare(s, q->data, q->len, &s->insert, err);
+nomem:
+    return sl_error_set(err, rc, "sink %s: building the insert statement: %s", s->name,
+                        sl_strerror(rc));
+}
+
+enum num_kind { NUM_INT64, NUM_DOUBLE, NUM_BIGINT };
+
+/*
+ * How a number is stored: as a 64-bit integer when it is written as one (or computed as
+ * an integral value in range), as the digits themselves when an integer is too large for
+ * 64 bits (so nothing is lost; the column's affinity decides), else as a double. 1.0 and
+ * 1e3 are written with a fraction or exponent and so are REAL.
+ */
+static int num_kind(const struct sl_value *v, int64_t *i)
+{
+    if (v->u.num.text) {
+        if (sl_json_num_to_i64(v->u.num.text, v->len, i))
+            return NUM_INT64;
+        return memchr(v->u.num.text, '.', v->len) || memchr(v->u.num.text, 'e', v->len) ||
+                       memchr(v->u.num.text, 'E', v->len)
+                   ? NUM_DOUBLE
+                   : NUM_BIGINT;
+    }
+    if (v->is_int && v->u.num.d >= -9223372036854775808.0 && v->u.num.d < 9223372036854775808.0) {
+        *i = (int64_t)v->u.num.d;
+        return NUM_INT64;
+    }
+    return NUM_DOUBLE;
+}
+
+/* The column type a value asks for. */
+static uint8_t value_ctype(const struct sl_value *v)
+{
+    int64_t i;
+    switch (v->type) {
+    case SL_V_NULL:
+        return SQ_T_UNSET;
+    case SL_V_BOOL:
+        return SQ_T_INTEGER;
+    case SL_V_NUMBER:
+        return num_kind(v, &i) == NUM_INT64 ? SQ_T_INTEGER : SQ_T_REAL;
+    default:
+        return SQ_T_TEXT;
+    }
+}
+
+/* Collects the fields a batch needs that are not columns yet. */
+struct scan_ctx {
+    struct sqlite_sink *s;
+    struct sl_arena *a;
+    struct sq_newcol *nc;
+    uint32_t n;
+    int has_key;
+};
+
+static int scan_field(void *ctx, const char *key, size_t klen, const struct sl_value *v)
+{
+    struct scan_ctx *c = ctx;
+    struct sqlite_sink *s = c->s;
+    if (s->key && name_eq(key, klen, s->key, strlen(s->key)) && v->type != SL_V_NULL)
+        c->has_key = 1;
+    if (memchr(key, '\0', klen) || find_col(s, key, klen) >= 0 ||
+        (s->id_column && name_eq(key, klen, s->id_column, strlen(s->id_column))))
+        return 0; /* unnameable or the id column's name (rejected when written), or known */
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (name_eq(c->nc[i].name, c->nc[i].len, key, klen)) {
+            if (c->nc[i].type == SQ_T_UNSET)
+                c->nc[i].type = value_ctype(v);
+            return 0;
+        }
+    }
+    if (s->ncols + c->n + 1 >= SQ_MAX_COLUMNS)
+        return 0; /* over the column limit: such records are rejected when written */
+    c->nc[c->n].name = key;
+    c->nc[c->n].len = (uint32_t)klen;
+    c->nc[c->n].type = value_ctype(v);
+    c->n++;
+    return 0;
+}
+
+/*
+ * Create the table or add the columns the records b->recs[from..n) need, make sure the
+ * id column and the conflict column's unique index exist, reload the columns and rebuild
+ * the insert statement. Runs inside the batch's transaction.
+ */
+static sl_rc extend_schema(struct sqlite_sink *s, struct sl_batch *b, uint32_t from,
+                           struct sl_error *err)
+{
+    struct scan_ctx c = {.s = s, .a = &b->arena};
+    struct sl_buf *q = &s->sql;
+    sl_rc rc;
+    c.nc = sl_arena_alloc(&b->arena, SQ_MAX_COLUMNS * sizeof *c.nc);
+    if (!c.nc)
+        return sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", s->name);
+    for (uint32_t i = from; i < b->n; i++) {
+        struct sl_record *r = &b->recs[i];
+        if ((r->flags & (SL_REC_DROPPED | SL_REC_BAD)) || !(r->flags & SL_REC_PARSED))
+            continue;
+        uint32_t before = c.n;
+        c.has_key = 0;
+        if (sl_record_foreach(r, &b->arena, scan_field, &c) != SL_OK)
+            c.n = before; /* not an object: rejected when written */
+        else if (s->key && !c.has_key)
+            c.n = before; /* no key: rejected when written; its fields make no columns */
+    }
+    int create = s->ncols == 0;
+    if (create) {
+        /* The id column first, then the fields; the key is the primary key. */
+        sl_buf_clear(q);
+        if ((rc = sl_buf_puts(q, "CREATE TABLE ")) ||
+            (rc = put_ident(q, s->table, strlen(s->table))) || (rc = sl_buf_putc(q, '(')))
+            goto nomem;
+        int first = 1;
+        if (s->id_column) {
+            if ((rc = put_ident(q, s->id_column, strlen(s->id_column))) ||
+                (rc = sl_buf_puts(q, s->key ? " TEXT" : " TEXT UNIQUE")))
+                goto nomem;
+            first = 0;
+        }
+        for (uint32_t i = 0; i < c.n; i++) {
+            int is_key = s->key && name_eq(c.nc[i].name, c.nc[i].len, s->key, strlen(s->key));
+            if ((rc = sl_buf_puts(q, first ? "" : ", ")) ||
+                (rc = put_ident(q, c.nc[i].name, c.nc[i].len)) ||
+                (rc = sl_buf_printf(q, " %s%s", ctype_sql[c.nc[i].type],
+                                    is_key ? " PRIMARY KEY" : "")))
+                goto nomem;
+            first = 0;
+        }
+        if (first)
+            return SL_OK; /* nothing to create a table from: every record gets rejected */
+        if ((rc = sl_buf_putc(q, ')')))
+            goto nomem;
+        if ((rc = exec_sql(s, q->data, q->len, "creating the table", err)))
+            return rc;
+        sl_info(s->name, "created table %s in %s", s->table, s->path);
+    } else {
+        if (s->id_column && s->id_col < 0) {
+            /* An existing table without the id column gets it first. */
+            memmove(c.nc + 1, c.nc, c.n * sizeof *c.nc);
+            c.nc[0].name = s->id_column;
+            c.nc[0].len = (uint32_t)strlen(s->id_column);
+            c.nc[0].type = SQ_T_TEXT;
+            c.n++;
+        }
+        for (uint32_t i = 0; i < c.n; i++) {
+            sl_buf_clear(q);
+            if ((rc = sl_buf_puts(q, "ALTER TABLE ")) ||
+                (rc = put_ident(q, s->table, strlen(s->table))) ||
+                (rc = sl_buf_puts(q, " ADD COLUMN ")) ||
+                (rc = put_ident(q, c.nc[i].name, c.nc[i].len)) ||
+                (rc = sl_buf_printf(q, " %s", ctype_sql[c.nc[i].type])))
+                goto nomem;
+            if ((rc = exec_sql(s, q->data, q->len, "adding a column", err)))
+                return rc;
+            sl_info(s->name, "added column %.*s %s to %s", (int)c.nc[i].len, c.nc[i].name,
+                    ctype_sql[c.nc[i].type], s->table);
+        }
+    }
+    if ((rc = load_columns(s, err)) || (rc = ensure_target_unique(s, err)))
+        return rc;
+    if ((s->key ? s->key_col : s->id_col) < 0)
+        return SL_OK; /* no conflict column yet: every record so far lacks the key */
+    return build_insert(s, err);
+nomem:
+    return sl_error_set(err, rc, "sink %s: building SQL: %s", s->name, sl_strerror(rc));
+}
+
+/* ---- rows --------------------------------------------------------------------------- */
+
+enum row_status { ROW_OK = 0, ROW_UNKNOWN, ROW_REJECT, ROW_FAIL };
+
+struct row_ctx {
+    struct sqlite_sink *s;
+    uint32_t pos; /* position of the field in the record */
+    int status;   /* enum row_status */
+    sl_rc rc;     /* ROW_FAIL */
+    char why[300]; /* ROW_REJECT */
+};
+
+/* Append v as compact JSON: tape-backed containers are walked token by token. */
+static sl_rc write_tape_compact(const struct sl_tape *t, uint32_t i, struct sl_buf *o,
+                                uint32_t *next)
+{
+    const struct sl_jtok *tok = &t->tok[i];
+    sl_rc rc = SL_OK;
+    uint32_t j = i + 1;
+    switch (tok->type) {
+    case SL_J_ARRAY:
+        rc = sl_buf_putc(o, '[');
+        for (uint32_t k = 0; rc == SL_OK && k < tok->count; k++) {
+            if (k)
+                rc = sl_buf_putc(o, ',');
+            if (rc == SL_OK)
+                rc = write_tape_compact(t, j, o, &j);
+        }
+        if (rc == SL_OK)
+            rc = sl_buf_putc(o, ']');
+        break;
+    case SL_J_OBJECT:
+        rc = sl_buf_putc(o, '{');
+        for (uint32_t k = 0; rc == SL_OK && k < tok->count; k++) {
+            if (k)
+                rc = sl_buf_putc(o, ',');
+            if (rc == SL_OK)
+                rc = sl_buf_append(o, t->text + t->tok[j].off, t->tok[j].len);
+            if (rc == SL_OK)
+                rc = sl_buf_putc(o, ':');
+            if (rc == SL_OK)
+                rc = write_tape_compact(t, j + 1, o, &j);
+        }
+        if (rc == SL_OK)
+            rc = sl_buf_putc(o, '}');
+        break;
+    default:
+        rc = sl_buf_append(o, t->text + tok->off, tok->len);
+        break;
+    }
+    *next = tok->next;
+    return rc;
+}
+
+static sl_rc write_compact(const struct sl_value *v, struct sl_buf *o)
+{
+    sl_rc rc = SL_OK;
+    uint32_t next;
+    if (v->type == SL_V_ARRAY || v->type == SL_V_OBJECT) {
+        if (v->is_tape)
+            return write_tape_compact(v->u.tape.tape, v->u.tape.tok, o, &next);
+        int obj = v->type == SL_V_OBJECT;
+        rc = sl_buf_putc(o, obj ? '{' : '[');
+        for (uint32_t k = 0; rc == SL_OK && k < v->len; k++) {
+            if (k)
+                rc = sl_buf_putc(o, ',');
+            if (rc == SL_OK && obj) {
+                rc = sl_json_write_str(o, v->u.members[k].key, v->u.members[k].klen);
+                if (rc == SL_OK)
+                    rc = sl_buf_putc(o, ':');
+            }
+            if (rc == SL_OK)
+                rc = write_compact(obj ? &v->u.members[k].val : &v->u.items[k], o);
+        }
+        if (rc == SL_OK)
+            rc = sl_buf_putc(o, obj ? '}' : ']');
+        return rc;
+    }
+    return sl_value_write(v, o);
+}
+
+static int bind_value(struct row_ctx *c, int param, const char *key, size_t klen,
+                      const struct sl_value *v)
+{
+    struct sqlite_sink *s = c->s;
+    sqlite3_stmt *st = s->insert;
+    int src;
+    int64_t i;
+    switch (v->type) {
+    case SL_V_NULL:
+        src = sqlite3_bind_null(st, param);
+        break;
+    case SL_V_BOOL:
+        src = sqlite3_bind_int(st, param, v->u.b ? 1 : 0);
+        break;
+    case SL_V_NUMBER:
+        switch (num_kind(v, &i)) {
+        case NUM_INT64:
+            src = sqlite3_bind_int64(st, param, i);
+            break;
+        case NUM_BIGINT: /* the digits live in the batch's input text */
+            src = sqlite3_bind_text(st, param, v->u.num.text, (int)v->len, SQLITE_STATIC);
+            break;
+        default:
+            src = sqlite3_bind_double(st, param, v->u.num.d);
+            break;
+        }
+        break;
+    case SL_V_STRING:
+        /* The bytes live in the batch (arena or input) until the bindings are cleared. */
+        src = sqlite3_bind_text(st, param, v->len ? v->u.str : "", (int)v->len, SQLITE_STATIC);
+        break;
+    default: {
+        sl_buf_clear(&s->json);
+        sl_rc rc = write_compact(v, &s->json);
+        if (rc == SL_ELIMIT) {
+            snprintf(c->why, sizeof c->why,
+                     "field \"%.*s\" is larger than %zu MiB as JSON, the sink's limit",
+                     (int)(klen > 64 ? 64 : klen), key, SQ_JSON_MAX >> 20);
+            c->status = ROW_REJECT;
+            return 1;
+        }
+        if (rc) {
+            c->status = ROW_FAIL;
+            c->rc = rc;
+            return 1;
+        }
+        src = sqlite3_bind_text(st, param, s->json.len ? s->json.data : "", (int)s->json.len,
+                                SQLITE_TRANSIENT);
+        break;
+    }
+    }
+    if (src != SQLITE_OK) {
+        c->status = ROW_FAIL;
+        c->rc = src == SQLITE_NOMEM ? SL_ENOMEM : SL_EDB;
+        return 1;
+    }
+    return 0;
+}
+
+static int row_field(void *ctx, const char *key, size_t klen, const struct sl_value *v)
+{
+    struct row_ctx *c = ctx;
+    struct sqlite_sink *s = c->s;
+    int32_t col = -1;
+    uint32_t pos = c->pos++;
+    if (pos < SQ_HINTS && s->hint[pos]) {
+        const struct sq_column *h = &s->cols[s->hint[pos] - 1];
+        if (h->len == klen && memcmp(h->name, key, klen) == 0)
+            col = (int32_t)(s->hint[pos] - 1);
+    }
+    if (col < 0) {
+        col = find_col(s, key, klen);
+        if (col < 0) {
+            if (memchr(key, '\0', klen)) {
+                snprintf(c->why, sizeof c->why,
+                         "field name \"%.*s\" contains a NUL character, which no column name "
+                         "can hold",
+                         (int)(klen > 64 ? 64 : klen), key);
+                c->status = ROW_REJECT;
+            } else if (s->ncols + 1 >= SQ_MAX_COLUMNS) {
+                snprintf(c->why, sizeof c->why,
+                         "field \"%.*s\" would be column %d of table %s; the limit is %d",
+                         (int)(klen > 64 ? 64 : klen), key, (int)s->ncols + 1, s->table,
+                         SQ_MAX_COLUMNS);
+                c->status = ROW_REJECT;
+            } else {
+                c->status = ROW_UNKNOWN;
+            }
+            return 1;
+        }
+        if (pos < SQ_HINTS)
+            s->hint[pos] = (uint32_t)col + 1;
+    }
+    if (s->bound[col] == s->gen) {
+        if (col == s->id_col)
+            snprintf(c->why, sizeof c->why,
+                     "field \"%.*s\" has the name of the id column; rename the field or set "
+                     "id_column",
+                     (int)(klen > 64 ? 64 : klen), key);
+        else
+            snprintf(c->why, sizeof c->why,
+                     "two fields map to column \"%s\" (SQLite column names ignore case)",
+                     s->cols[col].name);
+        c->status = ROW_REJECT;
+        return 1;
+    }
+    s->bound[col] = s->gen;
+    if (col == s->key_col && v->type == SL_V_NULL) {
+        snprintf(c->why, sizeof c->why, "key field \"%s\" is null", s->key);
+        c->status = ROW_REJECT;
+        return 1;
+    }
+    return bind_value(c, col + 1, key, klen, v);
+}
+
+static const char *root_type_name(const struct sl_record *r)
+{
+    static const char *const names[] = {"null",   "boolean", "boolean", "number",
+                                        "string", "array",   "object"};
+    if (!(r->flags & SL_REC_PARSED) || r->tape.ntok == 0 || r->tape.tok[0].type > SL_J_OBJECT)
+        return "value";
+    return names[r->tape.tok[0].type];
+}
+
+/*
+ * Write record r (a parsed object) with the insert statement. Returns ROW_OK (written),
+ * ROW_REJECT (c->why says why; not written), ROW_UNKNOWN (a field has no column yet, or
+ * there is no statement yet), or ROW_FAIL with c->rc and, for SQLite, *step_rc.
+ */
+static int write_row(struct sqlite_sink *s, struct sl_batch *b, struct sl_record *r,
+                     struct row_ctx *c, int *step_rc)
+{
+    c->pos = 0;
+    c->status = ROW_OK;
+    c->rc = SL_OK;
+    *step_rc = SQLITE_OK;
+    if (!s->insert)
+        return ROW_UNKNOWN;
+    if (++s->gen == 0) {
+        memset(s->bound, 0, sizeof s->bound);
+        s->gen = 1;
+    }
+    if (s->id_col >= 0) {
+        sl_record_id_format(r->id, s->idbuf);
+        sqlite3_bind_text(s->insert, s->id_col + 1, s->idbuf, 32, SQLITE_STATIC);
+        s->bound[s->id_col] = s->gen;
+    }
+    sl_rc rc = sl_record_foreach(r, &b->arena, row_field, c);
+    if (c->status != ROW_OK)
+        return c->status;
+    if (rc) {
+        c->rc = rc == SL_ETYPE ? SL_ESTATE : rc;
+        return ROW_FAIL;
+    }
+    if (s->key && s->bound[s->key_col] != s->gen) {
+        snprintf(c->why, sizeof c->why, "record has no key field \"%s\"", s->key);
+        return ROW_REJECT;
+    }
+    for (uint32_t i = 0; i < s->ncols; i++)
+        if (s->bound[i] != s->gen)
+            sqlite3_bind_null(s->insert, (int)i + 1);
+    int src = sqlite3_step(s->insert);
+    if (src == SQLITE_DONE) {
+        sqlite3_reset(s->insert);
+        return ROW_OK;
+    }
+    int prim = src & 0xff;
+    if (prim == SQLITE_CONSTRAINT || prim == SQLITE_MISMATCH || prim == SQLITE_TOOBIG ||
+        prim == SQLITE_RANGE) {
+        /* The row broke a rule of the table: only this statement was undone. */
+        snprintf(c->why, sizeof c->why, "table %s refused the row: %s", s->table,
+                 sqlite3_errmsg(s->db));
+        sqlite3_reset(s->insert);
+        return ROW_REJECT;
+    }
+    *step_rc = src;
+    c->rc = SL_EDB;
+    sqlite3_reset(s->insert);
+    return ROW_FAIL;
+}
+
+/* End a failed batch: roll back, forget the schema (its DDL was undone too). */
+static sl_rc abort_batch(struct sqlite_sink *s, sl_rc rc)
+{
+    if (s->insert) {
+        sqlite3_reset(s->insert);
+        sqlite3_clear_bindings(s->insert);
+    }
+    if (!sqlite3_get_autocommit(s->db)) {
+        int src = sqlite3_step(s->rollback);
+        sqlite3_reset(s->rollback);
+        if (src != SQLITE_DONE)
+            sl_warn(s->name, "rolling back the failed batch in %s: %s", s->path,
+                    sqlite3_errmsg(s->db));
+    }
+    sqlite3_finalize(s->insert);
+    s->insert = NULL;
+    s->schema_stale = 1;
+    return rc;
+}
+
+static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w,
+                            struct sl_error *err)
+{
+    struct sqlite_sink *s = state;
+    const char *origin = b->origin ? b->origin : "(input)";
+    const char *source = NULL;
+    struct row_ctx c = {.s = s};
+    int64_t written = 0;
+    sl_rc rc;
+
+    if (b->position) {
+        if (b->source >= s->nsources || !s->source_names || !s->source_names[b->source])
+            return sl_error_set(err, SL_ESTATE, "sink %s: batch from unknown source #%u",
+                                s->name, b->source);
+        source = s->source_names[b->source];
+    }
+    if (sl_batch_live(b) == 0 && !source)
+        return SL_OK;
+    if (s->schema_stale) {
+        if ((rc = load_columns(s, err)))
+            return rc;
+        s->schema_stale = 0;
+    }
+    if ((rc = step_done(s, s->begin, "starting the batch's transaction", err)))
+        return rc;
+
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct sl_record *r = &b->recs[i];
+        if (r->flags & (SL_REC_DROPPED | SL_REC_BAD))
+            continue;
+        if (!(r->flags & SL_REC_PARSED)) {
+            struct sl_json_error je = {0};
+            if (!w || !w->parser ||
+                sl_record_parse(r, w->parser, w->max_depth, &b->arena, &je) != SL_OK) {
+                sl_record_reject(b, r, s->name, "%s:%u: record is not valid JSON: %s", origin,
+                                 r->line, w && w->parser ? je.msg : "not parsed");
+                continue;
+            }
+        }
+        if (r->tape.ntok == 0 || r->tape.tok[0].type != SL_J_OBJECT) {
+            sl_record_reject(b, r, s->name,
+                             "%s:%u: record is a JSON %s, not an object; the sqlite sink "
+                             "writes objects as rows",
+                             origin, r->line, root_type_name(r));
+            continue;
+        }
+        int extended = 0, step_rc, st;
+        while ((st = write_row(s, b, r, &c, &step_rc)) == ROW_UNKNOWN && !extended) {
+            if ((rc = extend_schema(s, b, i, err)))
+                return abort_batch(s, rc);
+            extended = 1;
+        }
+        if (st == ROW_UNKNOWN) {
+            /* Only records without their key leave fields without columns. */
+            struct sl_value kv;
+            if (!s->key || sl_record_get_key(r, s->key, strlen(s->key), &b->arena, &kv)) {
+                rc = sl_error_set(err, SL_ESTATE,
+                                  "sink %s: %s:%u: a field of the record has no column in "
+                                  "table %s after the schema was extended",
+                                  s->name, origin, r->line, s->table);
+                return abort_batch(s, rc);
+            }
+            snprintf(c.why, sizeof c.why, "record has no key field \"%s\"", s->key);
+            st = ROW_REJECT;
+        }
+        if (st == ROW_REJECT) {
+            sl_record_reject(b, r, s->name, "%s:%u: %s; not written", origin, r->line, c.why);
+        } else if (st == ROW_FAIL) {
+            if (step_rc != SQLITE_OK)
+                rc = db_error(s, step_rc, err, "writing a row");
+            else
+                rc = sl_error_set(err, c.rc, "sink %s: %s:%u: writing the record: %s", s->name,
+                                  origin, r->line, sl_strerror(c.rc));
+            return abort_batch(s, rc);
+        } else {
+            written++;
+        }
+    }
+
+    if (source) {
+        sqlite3_stmt *cp = s->ckpt_put;
+        sqlite3_bind_text(cp, 1, s->pipeline, -1, SQLITE_STATIC);
+        sqlite3_bind_text(cp, 2, s->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(cp, 3, source, -1, SQLITE_STATIC);
+        sqlite3_bind_text(cp, 4, b->position, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(cp, 5, written);
+        rc = step_done(s, cp, "recording the checkpoint", err);
+        sqlite3_clear_bindings(cp);
+        if (rc)
+            return abort_batch(s, rc);
+    }
+    if ((rc = step_done(s, s->commit, "committing the batch", err)))
+        return abort_batch(s, rc);
+    if (s->insert)
+        sqlite3_clear_bindings(s->insert); /* invariant 5: nothing points into b */
+    return SL_OK;
+}
+
+static sl_rc sqlite_committed(void *state, const char *source, char **position,
+                              struct sl_error *err)
+{
+    struct sqlite_sink *s = state;
+    sqlite3_stmt *st = s->ckpt_get;
+    sl_rc rc = SL_OK;
+    *position = NULL;
+    sqlite3_bind_text(st, 1, s->pipeline, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const char *p = (const char *)sqlite3_column_text(st, 0);
+        if (p) {
+            *position = sl_strdup(p);
+            if (!*position)
+                rc = sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", s->name);
+        }
+    } else if (src != SQLITE_DONE) {
+        rc = db_error(s, src, err, "reading the checkpoint");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static void sqlite_close(void *state)
+{
+    struct sqlite_sink *s = state;
+    if (!s)
+        return;
+    sqlite3_finalize(s->begin);
+    sqlite3_finalize(s->commit);
+    sqlite3_finalize(s->rollback);
+    sqlite3_finalize(s->ckpt_put);
+    sqlite3_finalize(s->ckpt_get);
+    sqlite3_finalize(s->insert);
+    if (s->db && sqlite3_close(s->db) != SQLITE_OK)
+        sl_warn(s->name, "closing %s: %s", s->path, sqlite3_errmsg(s->db));
+    free_columns(s);
+    sl_free(s->cols);
+    sl_buf_fini(&s->json);
+    sl_buf_fini(&s->sql);
+    sl_free(s->path);
+    sl_free(s->table);
+    sl_free(s->key);
+    sl_free(s->id_column);
+    sl_free(s);
+}
+
+/* mkdir -p of the directory part of path (a database's directory may not exist yet). */
+static sl_rc make_parent_dirs(const char *sink, const char *path, struct sl_error *err)
+{
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return sl_error_set(err, SL_ELIMIT, "sink %s: path %s is too long", sink, path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return SL_OK;
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+            return sl_error_sys(err, SL_EIO, errno, "sink %s: creating directory %s", sink,
+                                dir);
+        *p = saved;
+        if (!saved)
+            break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return sl_error_set(err, SL_EIO, "sink %s: %s exists and is not a directory", sink, dir);
+    return SL_OK;
+}
+
+static sl_rc open_db(struct sqlite_sink *s, int sync_full, uint64_t busy_ms, struct sl_error *err)
+{
+    static const char ckpt_table[] =
+        "CREATE TABLE IF NOT EXISTS _sluice_checkpoints(pipeline TEXT NOT NULL, sink TEXT NOT "
+        "NULL, source TEXT NOT NULL, position TEXT, records INTEGER NOT NULL DEFAULT 0, "
+        "updated_at TEXT, PRIMARY KEY(pipeline, sink, source))";
+    static const char ckpt_put[] =
+        "INSERT INTO _sluice_checkpoints(pipeline, sink, source, position, records, updated_at)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+        " ON CONFLICT(pipeline, sink, source) DO UPDATE SET position = excluded.position,"
+        " records = records + excluded.records, updated_at = excluded.updated_at";
+    static const char ckpt_get[] = "SELECT position FROM _sluice_checkpoints"
+                                   " WHERE pipeline = ?1 AND sink = ?2 AND source = ?3";
+    sl_rc rc = make_parent_dirs(s->name, s->path, err);
+    if (rc)
+        return rc;
+    int src = sqlite3_open_v2(s->path, &s->db,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                              NULL);
+    if (src != SQLITE_OK) {
+        return sl_error_set(err, SL_EDB,
+                            "sink %s: cannot open database %s: %s; check the path and that "
+                            "its directory is writable",
+                            s->name, s->path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, busy_ms > INT_MAX ? INT_MAX : (int)busy_ms);
+
+    sqlite3_stmt *st;
+    static const char wal[] = "PRAGMA journal_mode=WAL";
+    if ((rc = prepare(s, wal, sizeof wal - 1, &st, err)))
+        return rc;
+    src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = db_error(s, src, err, "switching to WAL journal mode");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    const char *mode = (const char *)sqlite3_column_text(st, 0);
+    if (!mode || strcasecmp(mode, "wal") != 0)
+        sl_warn(s->name, "%s stays in journal mode %s (WAL is not available there); writes "
+                "are still transactional but block readers",
+                s->path, mode ? mode : "?");
+    sqlite3_finalize(st);
+    const char *sync = sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+    if ((rc = exec_sql(s, sync, strlen(sync), "setting synchronous", err)) ||
+        (rc = exec_sql(s, ckpt_table, sizeof ckpt_table - 1, "creating _sluice_checkpoints",
+                       err)) ||
+        (rc = prepare(s, "BEGIN IMMEDIATE", 15, &s->begin, err)) ||
+        (rc = prepare(s, "COMMIT", 6, &s->commit, err)) ||
+        (rc = prepare(s, "ROLLBACK", 8, &s->rollback, err)) ||
+        (rc = prepare(s, ckpt_put, sizeof ckpt_put - 1, &s->ckpt_put, err)) ||
+        (rc = prepare(s, ckpt_get, sizeof ckpt_get - 1, &s->ckpt_get, err)))
+        return rc;
+    return load_columns(s, err);
+}
+
+static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_error *err)
+{
+    const struct sl_cfg_node *node = ctx->node;
+    const char *path, *table, *key, *id_column, *sync;
+    uint64_t busy_ms;
+    sl_rc rc;
+    if ((rc = sl_cfg_get_path(ctx->doc, node, "path", NULL, &path, err)) ||
+        (rc = sl_cfg_get_str(node, "table", NULL, &table, err)) ||
+        (rc = sl_cfg_get_str(node, "key", NULL, &key, err)) ||
+        (rc = sl_cfg_get_str(node, "id_column", "_sluice_id", &id_column, err)) ||
+        (rc = sl_cfg_get_str(node, "synchronous", "normal", &sync, err)) ||
+        (rc = sl_cfg_get_duration(node, "busy_timeout", 5000, &busy_ms, err)))
+        return rc;
+    if (!path || !*path)
+        return sl_cfg_error(err, node, "sinks.%s: missing required option path (the database "
+                                       "file)", ctx->name);
+    if (!table || !*table)
+        return sl_cfg_error(err, node, "sinks.%s: missing required option table", ctx->name);
+    const struct sl_cfg_node *tn = sl_cfg_get(node, "table");
+    if (strncasecmp(table, "sqlite_", 7) == 0 || strcasecmp(table, "_sluice_checkpoints") == 0)
+        return sl_cfg_error(err, tn, "sinks.%s.table: \"%s\" is reserved; choose another name",
+                            ctx->name, table);
+    if (key && !*key)
+        return sl_cfg_error(err, sl_cfg_get(node, "key"),
+                            "sinks.%s.key: is empty; name the field to upsert on or remove key",
+                            ctx->name);
+    if (!*id_column && !key)
+        return sl_cfg_error(err, sl_cfg_get(node, "id_column"),
+                            "sinks.%s.id_column: can be \"\" only together with key: without a "
+                            "key the record id is what makes a replay overwrite instead of "
+                            "duplicate",
+                            ctx->name);
+    if (key && *id_column && name_eq(key, strlen(key), id_column, strlen(id_column)))
+        return sl_cfg_error(err, sl_cfg_get(node, "id_column"),
+                            "sinks.%s.id_column: \"%s\" is also the key; choose another column "
+                            "for the record id or set id_column: \"\"",
+                            ctx->name, id_column);
+    if (strcmp(sync, "normal") != 0 && strcmp(sync, "full") != 0)
+        return sl_cfg_error(err, sl_cfg_get(node, "synchronous"),
+                            "sinks.%s.synchronous: \"%s\" is not one of normal, full", ctx->name,
+                            sync);
+
+    struct sqlite_sink *s = sl_calloc(1, sizeof *s);
+    if (!s)
+        return sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+    s->name = ctx->name;
+    s->pipeline = ctx->pipeline ? ctx->pipeline : "";
+    s->source_names = ctx->source_names;
+    s->nsources = ctx->nsources;
+    s->id_col = s->key_col = -1;
+    sl_buf_init(&s->json, SQ_JSON_MAX);
+    sl_buf_init(&s->sql, SQ_SQL_MAX);
+    s->cols = sl_calloc(SQ_MAX_COLUMNS, sizeof *s->cols);
+    s->path = sl_strdup(path);
+    s->table = sl_strdup(table);
+    s->key = key ? sl_strdup(key) : NULL;
+    s->id_column = *id_column ? sl_strdup(id_column) : NULL;
+    if (!s->cols || !s->path || !s->table || (key && !s->key) || (*id_column && !s->id_column)) {
+        rc = sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+        goto fail;
+    }
+    s->target = s->key ? s->key : s->id_column;
+    if ((rc = open_db(s, strcmp(sync, "full") == 0, busy_ms, err)))
+        goto fail;
+    *state = s;
+    return SL_OK;
+fail:
+    sqlite_close(s);
+    return rc;
+}
+
+const struct sl_plugin sl_sink_sqlite = {
+    .kind = SL_PLUGIN_SINK,
+    .name = "sqlite",
+    .description = "Upserts records as rows of a SQLite table, committing each batch and its "
+                   "checkpoint in one transaction (exactly-once).",
+    .options = sqlite_options,
+    .init = sqlite_init,
+    .process = sqlite_process,
+    .committed = sqlite_committed,
+    .close = sqlite_close,
+};

@@ -1,0 +1,821 @@
+/*
+ * csv.c - CSV rows to JSON objects (see csv.h).
+ *
+ * Dialect: RFC 4180 with a configurable delimiter and quote character. A field that
+ * begins with the quote character is quoted: it ends at the next lone quote, a doubled
+ * quote inside it stands for one quote, and delimiters and line breaks inside it are
+ * data. A quote inside an unquoted field is an ordinary character (common in the wild,
+ * and unambiguous). After a closing quote only a delimiter or the line break may follow;
+ * anything else makes the row malformed. Rows end at "\n" or "\r\n" outside quotes.
+ *
+ * Typing: every column is a string unless `types` says otherwise. For int, float and
+ * bool columns surrounding spaces are ignored and an empty field is null; a value that
+ * does not parse rejects the row with a message naming the column and the value.
+ *   int    [+-]digits that fit in 64 bits, written in canonical decimal
+ *   float  decimal with optional fraction and exponent, finite; written as given when it
+ *          is already a JSON number, otherwise in the shortest form that reads back
+ *   bool   true/false, yes/no, y/n, t/f, 1/0 (any case)
+ *   json   the field's text inserted as a JSON value; the engine's parse validates it
+ *
+ * Memory: the schema of the current input lives in c->arena (reset per input); a row's
+ * JSON is built in c->out (reused, bounded) and copied once into the batch arena.
+ * Threading: one source thread.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "plugins/sources/file/csv.h"
+#include "sluice/alloc.h"
+#include "sluice/record.h"
+
+int sl__csv_scan(const struct sl__csv_dialect *d, const char *p, size_t n, int at_eof,
+                 struct sl__csv_field *f, uint32_t maxf, struct sl__csv_scan *out)
+{
+    const char dl = d->delim, q = d->quote;
+    size_t i = 0, start = 0;
+    uint32_t nf = 0;
+    int quoted = 0, escaped = 0;
+    memset(out, 0, sizeof *out);
+
+    /* States: at the start of a field, inside an unquoted field, inside quotes, after
+     * a closing quote. A malformed field continues as unquoted so the row still ends at
+     * its real line break. */
+    enum { FIELD, PLAIN, QUOTED, CLOSED } st = FIELD;
+    for (;;) {
+        if (i == n) {
+            if (!at_eof)
+                return SL__CSV_MORE;
+            if (st == QUOTED) {
+                out->err = "quoted field not closed before the end of the input";
+                out->err_col = start ? start - 1 : 0;
+            }
+            out->used = out->len = n;
+            break;
+        }
+        char c = p[i];
+        if (st == FIELD) {
+            if (c == q && q) {
+                st = QUOTED;
+                quoted = 1;
+                escaped = 0;
+                start = ++i;
+                continue;
+            }
+            st = PLAIN;
+            quoted = escaped = 0;
+            start = i;
+        }
+        if (st == QUOTED) {
+            const char *e = memchr(p + i, q, n - i);
+            for (const char *s = p + i; e ? s < e : s < p + n; s++)
+                out->newlines += *s == '\n';
+            if (!e) {
+                i = n;
+                continue;
+            }
+            i = (size_t)(e - p);
+            if (i + 1 == n && !at_eof)
+                return SL__CSV_MORE; /* a doubled quote may straddle the buffer end */
+            if (i + 1 < n && p[i + 1] == q) {
+                escaped = 1;
+                i += 2;
+                continue;
+            }
+            st = CLOSED;
+            i++;
+            continue;
+        }
+        if (st == CLOSED && c != dl && c != '\n' && !(c == '\r' && i + 1 < n && p[i + 1] == '\n')) {
+            if (c == '\r' && i + 1 == n && !at_eof)
+                return SL__CSV_MORE;
+            if (!out->err) {
+                out->err = "unexpected character after a closing quote";
+                out->err_col = i;
+            }
+            st = PLAIN;
+        }
+        if (c == dl || c == '\n') {
+            size_t end = st == CLOSED ? i - 1 : i;
+            if (c == '\n' && st != CLOSED && end > start && p[end - 1] == '\r')
+                end--;
+            if (c == '\n' && st == CLOSED && i >= 2 && p[i - 1] == '\r')
+                end = i - 2; /* "...",\r\n: the quote precedes the \r */
+            if (nf < maxf) {
+                f[nf].off = (uint32_t)start;
+                f[nf].len = (uint32_t)(end - start);
+                f[nf].quoted = (uint8_t)quoted;
+                f[nf].escaped = (uint8_t)escaped;
+            }
+            nf++;
+            i++;
+            if (c == '\n') {
+                out->used = i;
+                out->len = i - 1 - (i >= 2 && p[i - 2] == '\r');
+                out->nf = nf;
+                if (nf > maxf && !out->err) {
+                    out->err = "too many fields";
+                    out->err_col = 0;
+                }
+                return out->err ? SL__CSV_BAD : SL__CSV_ROW;
+            }
+            st = FIELD;
+            continue;
+        }
+        if (st == CLOSED) { /* the \r of a "\r\n" after a closing quote */
+            i++;
+            continue;
+        }
+        /* PLAIN: run to the next delimiter or line break. */
+        i++;
+        while (i < n && p[i] != dl && p[i] != '\n')
+            i++;
+    }
+    /* End of input without a line break: close the last field. */
+    if (st != FIELD || nf > 0) {
+        size_t end = n;
+        if (st == CLOSED)
+            end = n - 1;
+        else if (st == PLAIN && end > start && p[end - 1] == '\r')
+            end--;
+        if (st == FIELD)
+            start = end = n;
+        if (nf < maxf) {
+            f[nf].off = (uint32_t)start;
+            f[nf].len = (uint32_t)(end - start);
+            f[nf].quoted = (uint8_t)quoted;
+            f[nf].escaped = (uint8_t)escaped;
+        }
+        nf++;
+        if (st == PLAIN && out->len > 0 && p[out->len - 1] == '\r')
+            out->len--;
+    }
+    out->nf = nf;
+    if (nf > maxf && !out->err) {
+        out->err = "too many fields";
+        out->err_col = 0;
+    }
+    return out->err ? SL__CSV_BAD : SL__CSV_ROW;
+}
+
+/* The field's value with doubled quotes undone: into tmp when needed. */
+static sl_rc field_value(const char *row, const struct sl__csv_field *f, char q, struct sl_buf *tmp,
+                         const char **v, size_t *n)
+{
+    const char *s = row + f->off;
+    if (!f->escaped) {
+        *v = s;
+        *n = f->len;
+        return SL_OK;
+    }
+    sl_buf_clear(tmp);
+    sl_rc rc = sl_buf_reserve(tmp, f->len);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < f->len; i++) {
+        tmp->data[tmp->len++] = s[i];
+        if (s[i] == q && i + 1 < f->len && s[i + 1] == q)
+            i++;
+    }
+    *v = tmp->data;
+    *n = tmp->len;
+    return SL_OK;
+}
+
+/* Append s[0..n) as a JSON string; bytes >= 0x80 pass through (the parse checks UTF-8). */
+static sl_rc put_str(struct sl_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    sl_rc rc = sl_buf_reserve(b, n + 2);
+    if (rc)
+        return rc;
+    b->data[b->len++] = '"';
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if ((rc = sl_buf_append(b, s + run, i - run)))
+            return rc;
+        run = i + 1;
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t k = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            k = 6;
+        }
+        if ((rc = sl_buf_append(b, esc, k)))
+            return rc;
+    }
+    if ((rc = sl_buf_append(b, s + run, n - run)))
+        return rc;
+    return sl_buf_putc(b, '"');
+}
+
+static void trim(const char **v, size_t *n)
+{
+    while (*n && (**v == ' ' || **v == '\t')) {
+        (*v)++;
+        (*n)--;
+    }
+    while (*n && ((*v)[*n - 1] == ' ' || (*v)[*n - 1] == '\t'))
+        (*n)--;
+}
+
+static int digits(const char *s, size_t n, size_t *i)
+{
+    size_t j = *i;
+    while (*i < n && s[*i] >= '0' && s[*i] <= '9')
+        (*i)++;
+    return *i > j;
+}
+
+/* Whether s[0..n) is a number in RFC 8259's grammar. */
+static int json_number(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (!(i < n && s[i] >= '1' && s[i] <= '9' && digits(s, n, &i)))
+        return 0;
+    if (i < n && s[i] == '.') {
+        i++;
+        if (!digits(s, n, &i))
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (!digits(s, n, &i))
+            return 0;
+    }
+    return i == n;
+}
+
+/* Decimal float syntax we accept: [+-] (digits [. digits?] | . digits) [e [+-] digits]. */
+static int float_syntax(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        i++;
+    int intd = digits(s, n, &i), frac = 0;
+    if (i < n && s[i] == '.') {
+        i++;
+        frac = digits(s, n, &i);
+    }
+    if (!intd && !frac)
+        return 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (!digits(s, n, &i))
+            return 0;
+    }
+    return i == n;
+}
+
+static int parse_int(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        neg = s[i++] == '-';
+    if (i == n)
+        return 0;
+    uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (lim - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 1;
+}
+
+static int parse_bool(const char *s, size_t n, int *out)
+{
+    static const char *const yes[] = {"true", "yes", "y", "t", "1"};
+    static const char *const no[] = {"false", "no", "n", "f", "0"};
+    for (int i = 0; i < 5; i++) {
+        if (n == strlen(yes[i]) && strncasecmp(s, yes[i], n) == 0)
+            return *out = 1, 1;
+        if (n == strlen(no[i]) && strncasecmp(s, no[i], n) == 0)
+            return *out = 0, 1;
+    }
+    return 0;
+}
+
+static const char *const type_names[] = {"string", "int", "float", "bool", "json"};
+
+/* "\"abc\"" shortened to 64 bytes, for messages; non-printable bytes as '?'. */
+static const char *quote_value(const char *v, size_t n, char buf[80])
+{
+    size_t k = 0, max = n > 64 ? 61 : n;
+    buf[k++] = '"';
+    for (size_t i = 0; i < max; i++)
+        buf[k++] = (v[i] >= 0x20 && v[i] < 0x7f) ? v[i] : '?';
+    if (max < n)
+        buf[k++] = '.', buf[k++] = '.', buf[k++] = '.';
+    buf[k++] = '"';
+    buf[k] = '\0';
+    return buf;
+}
+
+sl_rc sl__csv_to_json(const struct sl__csv_schema *s, const char *row,
+                      const struct sl__csv_field *f, uint32_t nf, struct sl_buf *out,
+                      struct sl_buf *tmp, char *msg, size_t msgcap)
+{
+    sl_rc rc;
+    sl_buf_clear(out);
+    if ((rc = sl_buf_putc(out, '{')))
+        return rc;
+    for (uint32_t i = 0; i < nf && i < s->ncol; i++) {
+        const char *v;
+        size_t n;
+        if ((rc = field_value(row, &f[i], s->quote, tmp, &v, &n)))
+            return rc;
+        if (i && (rc = sl_buf_putc(out, ',')))
+            return rc;
+        if ((rc = sl_buf_append(out, s->keys[i], s->key_len[i])))
+            return rc;
+        uint8_t t = s->types[i];
+        if (t == SL__CSV_STRING) {
+            if ((rc = put_str(out, v, n)))
+                return rc;
+            continue;
+        }
+        trim(&v, &n);
+        if (n == 0) {
+            if ((rc = sl_buf_append(out, "null", 4)))
+                return rc;
+            continue;
+        }
+        char vb[80];
+        switch (t) {
+        case SL__CSV_INT: {
+            int64_t x;
+            if (!parse_int(v, n, &x))
+                goto bad;
+            rc = sl_buf_printf(out, "%" PRId64, x);
+            break;
+        }
+        case SL__CSV_FLOAT: {
+            if (!float_syntax(v, n) || n > 512)
+                goto bad;
+            char num[520];
+            memcpy(num, v, n);
+            num[n] = '\0';
+            errno = 0;
+            double x = strtod(num, NULL);
+            if (!isfinite(x))
+                goto bad;
+            if (json_number(v, n)) {
+                rc = sl_buf_append(out, v, n);
+                break;
+            }
+            char txt[40];
+            for (int prec = 15; prec <= 17; prec++) {
+                snprintf(txt, sizeof txt, "%.*g", prec, x);
+                if (strtod(txt, NULL) == x)
+                    break;
+            }
+            rc = sl_buf_puts(out, txt);
+            break;
+        }
+        case SL__CSV_BOOL: {
+            int x;
+            if (!parse_bool(v, n, &x))
+                goto bad;
+            rc = sl_buf_puts(out, x ? "true" : "false");
+            break;
+        }
+        default: /* SL__CSV_JSON */
+            rc = sl_buf_append(out, v, n);
+            break;
+        }
+        if (rc)
+            return rc;
+        continue;
+    bad:
+        snprintf(msg, msgcap, "column %s: %s is not %s %s", s->names[i], quote_value(v, n, vb),
+                 t == SL__CSV_INT ? "an" : "a", type_names[t]);
+        return SL_EPARSE;
+    }
+    return sl_buf_putc(out, '}');
+}
+
+/* ---- options ---------------------------------------------------------------------- */
+
+static sl_rc one_char(const struct sl_cfg_node *node, const char *key, const char *def, char *out,
+                      struct sl_error *err)
+{
+    const char *s;
+    sl_rc rc = sl_cfg_get_str(node, key, def, &s, err);
+    if (rc)
+        return rc;
+    if (strcmp(s, "tab") == 0 || strcmp(s, "\\t") == 0)
+        s = "\t";
+    if (strlen(s) != 1 || s[0] == '\n' || s[0] == '\r')
+        return sl_cfg_error(err, sl_cfg_get(node, key),
+                            "%s: \"%s\" must be exactly one character (use \"tab\" for a tab)", key,
+                            s);
+    *out = s[0];
+    return SL_OK;
+}
+
+static int type_parse(const char *s)
+{
+    for (int i = 0; i < 5; i++)
+        if (strcmp(s, type_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+sl_rc sl__csv_configure(struct sl__csv *c, const struct sl_cfg_doc *doc,
+                        const struct sl_cfg_node *node, size_t max_record, struct sl_error *err)
+{
+    sl_rc rc;
+    memset(c, 0, sizeof *c);
+    sl_arena_init(&c->arena, 16 * 1024);
+    /* Worst case a byte becomes \u00XX (6 bytes), plus keys and punctuation. */
+    sl_buf_init(&c->out, 8 * max_record + 1024 * 1024);
+    sl_buf_init(&c->tmp, max_record + 1);
+    (void)doc;
+    if ((rc = one_char(node, "delimiter", ",", &c->d.delim, err)))
+        goto fail;
+    if ((rc = one_char(node, "quote", "\"", &c->d.quote, err)))
+        goto fail;
+    if (c->d.quote == c->d.delim) {
+        rc = sl_cfg_error(err, sl_cfg_get(node, "quote"), "quote and delimiter must differ");
+        goto fail;
+    }
+    if ((rc = sl_cfg_get_bool(node, "header", 1, &c->header, err)))
+        goto fail;
+    const struct sl_cfg_node *cols = sl_cfg_get(node, "columns");
+    if (cols) {
+        if (cols->kind == SL_CFG_SCALAR && !cols->is_null) {
+            c->ncfg_columns = 1;
+        } else if (cols->kind == SL_CFG_SEQ) {
+            c->ncfg_columns = (uint32_t)cols->n;
+        } else if (!(cols->kind == SL_CFG_SCALAR && cols->is_null)) {
+            rc = sl_cfg_error(err, cols, "columns: expected a list of column names");
+            goto fail;
+        }
+        if (c->ncfg_columns > SL__CSV_MAX_FIELDS) {
+            rc = sl_cfg_error(err, cols, "columns: at most %d columns", SL__CSV_MAX_FIELDS);
+            goto fail;
+        }
+        if (c->ncfg_columns) {
+            c->cfg_columns = sl_calloc(c->ncfg_columns, sizeof(char *));
+            if (!c->cfg_columns) {
+                rc = SL_ENOMEM;
+                goto fail;
+            }
+        }
+        for (uint32_t i = 0; i < c->ncfg_columns; i++) {
+            const struct sl_cfg_node *it = cols->kind == SL_CFG_SEQ ? cols->items[i] : cols;
+            if (it->kind != SL_CFG_SCALAR || it->is_null || !it->str[0]) {
+                rc = sl_cfg_error(err, it, "columns: each column needs a non-empty name");
+                goto fail;
+            }
+            for (uint32_t j = 0; j < i; j++)
+                if (strcmp(c->cfg_columns[j], it->str) == 0) {
+                    rc = sl_cfg_error(err, it, "columns: \"%s\" is named twice", it->str);
+                    goto fail;
+                }
+            c->cfg_columns[i] = it->str;
+        }
+    }
+    if (!c->header && !c->ncfg_columns) {
+        rc = sl_cfg_error(err, sl_cfg_get(node, "header") ? sl_cfg_get(node, "header") : node,
+                          "header: false needs `columns:` listing the column names");
+        goto fail;
+    }
+    const struct sl_cfg_node *types = sl_cfg_get(node, "types");
+    if (types && !(types->kind == SL_CFG_SCALAR && types->is_null)) {
+        if (types->kind != SL_CFG_MAP) {
+            rc = sl_cfg_error(err, types, "types: expected a map of column: type");
+            goto fail;
+        }
+        c->cfg_types = types;
+        c->cfg_type_vals = sl_calloc(types->n + 1, 1);
+        if (!c->cfg_type_vals) {
+            rc = SL_ENOMEM;
+            goto fail;
+        }
+        for (size_t i = 0; i < types->n; i++) {
+            const struct sl_cfg_node *v = types->pairs[i].val;
+            int t = v->kind == SL_CFG_SCALAR && !v->is_null ? type_parse(v->str) : -1;
+            if (t < 0) {
+                rc = sl_cfg_error(err, v, "types.%s: expected string, int, float, bool or json",
+                                  types->pairs[i].key);
+                goto fail;
+            }
+            c->cfg_type_vals[i] = (uint8_t)t;
+            if (c->ncfg_columns) { /* names are known now: check them now */
+                uint32_t j = 0;
+                while (j < c->ncfg_columns && strcmp(c->cfg_columns[j], types->pairs[i].key))
+                    j++;
+                if (j == c->ncfg_columns) {
+                    rc = sl_cfg_error(err, v, "types: \"%s\" is not one of the columns",
+                                      types->pairs[i].key);
+                    goto fail;
+                }
+            }
+        }
+    }
+    c->f = sl_malloc(SL__CSV_MAX_FIELDS * sizeof *c->f);
+    if (!c->f) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    return SL_OK;
+fail:
+    sl__csv_fini(c);
+    return rc;
+}
+
+void sl__csv_fini(struct sl__csv *c)
+{
+    if (!c)
+        return;
+    sl_free(c->f);
+    c->f = NULL;
+    sl_free((void *)c->cfg_columns);
+    c->cfg_columns = NULL;
+    sl_free(c->cfg_type_vals);
+    c->cfg_type_vals = NULL;
+    sl_buf_fini(&c->out);
+    sl_buf_fini(&c->tmp);
+    sl_arena_fini(&c->arena);
+}
+
+/* Build the schema from names (n of them); the configured names win when present. */
+static sl_rc schema_build(struct sl__csv *c, const char *const *names, const uint32_t *lens,
+                          uint32_t n, const char *origin, struct sl_error *err)
+{
+    struct sl__csv_schema *s = &c->schema;
+    struct sl_arena *a = &c->arena;
+    s->ncol = n;
+    s->quote = c->d.quote;
+    s->names = sl_arena_alloc(a, (n + 1) * sizeof *s->names);
+    s->keys = sl_arena_alloc(a, (n + 1) * sizeof *s->keys);
+    s->key_len = sl_arena_alloc(a, (n + 1) * sizeof *s->key_len);
+    s->types = sl_arena_calloc(a, n + 1);
+    if (!s->names || !s->keys || !s->key_len || !s->types)
+        return SL_ENOMEM;
+    struct sl_buf kb;
+    sl_buf_init(&kb, 0);
+    sl_rc rc = SL_OK;
+    for (uint32_t i = 0; i < n; i++) {
+        s->names[i] = sl_arena_strndup(a, names[i], lens[i]);
+        if (!s->names[i]) {
+            rc = SL_ENOMEM;
+            goto out;
+        }
+        if (!lens[i]) {
+            rc = sl_error_set(err, SL_ECONFIG,
+                              "%s: column %u of the header has no name; name it in the file "
+                              "or list the names with `columns:`",
+                              origin, i + 1);
+            goto out;
+        }
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(s->names[j], s->names[i]) == 0) {
+                rc = sl_error_set(err, SL_ECONFIG,
+                                  "%s: the header names column \"%s\" twice; rename one or "
+                                  "list the names with `columns:`",
+                                  origin, s->names[i]);
+                goto out;
+            }
+        sl_buf_clear(&kb);
+        if ((rc = put_str(&kb, s->names[i], lens[i])) || (rc = sl_buf_putc(&kb, ':')))
+            goto out;
+        s->keys[i] = sl_arena_dup(a, kb.data, kb.len);
+        s->key_len[i] = (uint32_t)kb.len;
+        if (!s->keys[i]) {
+            rc = SL_ENOMEM;
+            goto out;
+        }
+    }
+    if (c->cfg_types) {
+        for (size_t k = 0; k < c->cfg_types->n; k++) {
+            const char *key = c->cfg_types->pairs[k].key;
+            uint32_t i = 0;
+            while (i < n && strcmp(s->names[i], key))
+                i++;
+            if (i == n) {
+                rc = sl_error_set(err, SL_ECONFIG,
+                                  "types names column \"%s\", but %s has no such column; "
+                                  "its columns are: %s%s",
+                                  key, origin, n ? s->names[0] : "(none)", n > 1 ? ", ..." : "");
+                goto out;
+            }
+            s->types[i] = c->cfg_type_vals[k];
+        }
+    }
+    c->ready = 1;
+out:
+    sl_buf_fini(&kb);
+    return rc;
+}
+
+void sl__csv_input_begin(struct sl__csv *c)
+{
+    sl_arena_reset(&c->arena);
+    c->ready = 0;
+}
+
+static sl_rc schema_from_config(struct sl__csv *c, const char *origin, struct sl_error *err)
+{
+    uint32_t n = c->ncfg_columns;
+    uint32_t *lens = sl_arena_alloc(&c->arena, (n + 1) * sizeof *lens);
+    if (!lens)
+        return SL_ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        lens[i] = (uint32_t)strlen(c->cfg_columns[i]);
+    return schema_build(c, c->cfg_columns, lens, n, origin, err);
+}
+
+static sl_rc schema_from_row(struct sl__csv *c, const char *row, const struct sl__csv_scan *sc,
+                             const char *origin, struct sl_error *err)
+{
+    if (c->ncfg_columns) /* `columns:` renames the header's columns */
+        return schema_from_config(c, origin, err);
+    if (sc->nf > SL__CSV_MAX_FIELDS)
+        return sl_error_set(err, SL_ECONFIG, "%s: the header has %u columns, more than %d", origin,
+                            sc->nf, SL__CSV_MAX_FIELDS);
+    const char **names = sl_arena_alloc(&c->arena, (sc->nf + 1) * sizeof *names);
+    uint32_t *lens = sl_arena_alloc(&c->arena, (sc->nf + 1) * sizeof *lens);
+    if (!names || !lens)
+        return SL_ENOMEM;
+    for (uint32_t i = 0; i < sc->nf; i++) {
+        const char *v;
+        size_t n;
+        sl_rc rc = field_value(row, &c->f[i], c->d.quote, &c->tmp, &v, &n);
+        if (rc)
+            return rc;
+        names[i] = sl_arena_strndup(&c->arena, v, n);
+        if (!names[i])
+            return SL_ENOMEM;
+        lens[i] = (uint32_t)n;
+    }
+    return schema_build(c, names, lens, sc->nf, origin, err);
+}
+
+sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, struct sl__span *sp,
+                   const struct sl__emit *e, int at_eof, struct sl_error *err)
+{
+    const uint32_t max_records = e->limits->max_records ? e->limits->max_records : 1024;
+    const size_t max_bytes = e->limits->max_bytes ? e->limits->max_bytes : (size_t)1 << 20;
+    sl_rc rc;
+
+    if (!c->ready && !c->header && (rc = schema_from_config(c, e->origin, err)))
+        return rc;
+    for (;;) {
+        if (l->skipping && !sl__lines_skip(l, sp))
+            return SL_AGAIN;
+        if (b->n >= max_records || (b->n && sp->bytes >= max_bytes))
+            return SL_OK;
+        const char *p = l->buf + l->start;
+        size_t avail = l->end - l->start;
+        if (!avail)
+            return SL_AGAIN;
+        struct sl__csv_scan sc;
+        size_t scan_n = avail > l->max_record + 2 ? l->max_record + 2 : avail;
+        int st = sl__csv_scan(&c->d, p, scan_n, at_eof && scan_n == avail, c->f, SL__CSV_MAX_FIELDS,
+                              &sc);
+        if (st == SL__CSV_MORE) {
+            if (avail > l->max_record) {
+                /* No row end within max_record bytes: overlong. Resynchronise at the
+                 * next line break, which may lie inside the quoted field. */
+                if ((rc = sl__lines_overlong(l, b, sp, e, 0, avail, 0)))
+                    return rc;
+                continue;
+            }
+            return SL_AGAIN;
+        }
+        if (sc.len > l->max_record) {
+            if ((rc = sl__lines_overlong(l, b, sp, e, sc.len, sc.used, 1)))
+                return rc;
+            l->line += sc.newlines;
+            continue;
+        }
+        if (b->n && sp->bytes + sc.used > max_bytes)
+            return SL_OK;
+        uint64_t line = l->line, off = l->off;
+        if (sc.len == 0 || (!c->ready && c->header)) {
+            if (sc.len && (rc = schema_from_row(c, p, &sc, e->origin, err)))
+                return rc;
+        } else {
+            struct sl_record *r = sl_batch_add(b);
+            if (!r)
+                return SL_ENOMEM;
+            sl__lines_set_record(r, e, p, sc.len, off, line);
+            char msg[512];
+            if (st == SL__CSV_BAD) {
+                sl_record_reject(b, r, e->stage,
+                                 "line %llu of %s: malformed CSV: %s (byte %zu of the row)",
+                                 (unsigned long long)line, e->origin, sc.err, sc.err_col + 1);
+            } else if (sc.nf != c->schema.ncol) {
+                sl_record_reject(b, r, e->stage, "line %llu of %s: %u fields, expected %u (%s%s%s)",
+                                 (unsigned long long)line, e->origin, sc.nf, c->schema.ncol,
+                                 c->schema.ncol ? c->schema.names[0] : "",
+                                 c->schema.ncol > 1 ? " ... " : "",
+                                 c->schema.ncol > 1 ? c->schema.names[c->schema.ncol - 1] : "");
+            } else if ((rc = sl__csv_to_json(&c->schema, p, c->f, sc.nf, &c->out, &c->tmp, msg,
+                                             sizeof msg)) != SL_OK) {
+                if (rc != SL_EPARSE)
+                    return rc == SL_ELIMIT ? SL_ENOMEM : rc;
+                sl_record_reject(b, r, e->stage, "line %llu of %s, %s", (unsigned long long)line,
+                                 e->origin, msg);
+            } else {
+                char *t = sl_arena_dup(&b->arena, c->out.data, c->out.len);
+                if (!t)
+                    return SL_ENOMEM;
+                r->text = t;
+                r->text_len = (uint32_t)c->out.len;
+            }
+        }
+        sp->bytes += sc.used;
+        l->start += sc.used;
+        l->off += sc.used;
+        l->line += 1 + sc.newlines;
+        l->scan = 0;
+    }
+}
+
+sl_rc sl__csv_read_header(struct sl__csv *c, struct sl__lines *l, int fd, const struct sl__emit *e,
+                          struct sl_error *err)
+{
+    sl__lines_reset(l, 0, 1, 0);
+    if (!c->header || c->ready)
+        return SL_OK;
+    for (;;) {
+        int at_eof = 0;
+        ssize_t got = sl__lines_fill(l, NULL, fd, 1);
+        if (got < 0)
+            return sl_error_sys(err, SL_EIO, (int)-got, "%s: cannot read the CSV header",
+                                e->origin);
+        at_eof = got == 0;
+        struct sl__csv_scan sc;
+        size_t avail = l->end - l->start;
+        if (!avail)
+            return SL_OK;
+        int st =
+            sl__csv_scan(&c->d, l->buf + l->start, avail, at_eof, c->f, SL__CSV_MAX_FIELDS, &sc);
+        if (st == SL__CSV_MORE) {
+            if (avail > l->max_record)
+                return sl_error_set(err, SL_ECONFIG,
+                                    "%s: the CSV header is longer than max_record_bytes",
+                                    e->origin);
+            continue;
+        }
+        if (sc.len == 0) { /* blank lines before the header */
+            l->start += sc.used;
+            l->off += sc.used;
+            continue;
+        }
+        sl_rc rc = schema_from_row(c, l->buf + l->start, &sc, e->origin, err);
+        sl__lines_reset(l, 0, 1, 0);
+        return rc;
+    }
+}

@@ -1,0 +1,123 @@
+/*
+ * csv.h - RFC 4180 CSV rows to JSON objects, for the file and stdin sources (internal).
+ *
+ * The scanner finds one row in a buffer (quoted fields may hold delimiters, doubled
+ * quotes and line breaks, so a row may span lines) and reports its fields as spans. The
+ * converter writes a row as a compact JSON object whose keys are the column names and
+ * whose values are typed per column (string, int, float, bool, json). The row reader
+ * drives both over a source's read window (lines.h) and fills a batch.
+ *
+ * Threading: a struct sl__csv belongs to one source thread.
+ */
+#ifndef SLUICE_SOURCES_CSV_H
+#define SLUICE_SOURCES_CSV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plugins/sources/file/lines.h"
+#include "sluice/arena.h"
+#include "sluice/batch.h"
+#include "sluice/buf.h"
+#include "sluice/config.h"
+#include "sluice/rc.h"
+
+#define SL__CSV_MAX_FIELDS 4096 /* hard limit on fields per row */
+
+enum sl__csv_type { SL__CSV_STRING = 0, SL__CSV_INT, SL__CSV_FLOAT, SL__CSV_BOOL, SL__CSV_JSON };
+
+struct sl__csv_dialect {
+    char delim;
+    char quote;
+};
+
+/* A field of a scanned row: bytes row[off .. off + len), inside the quotes when quoted. */
+struct sl__csv_field {
+    uint32_t off;
+    uint32_t len;
+    uint8_t quoted;  /* was quoted */
+    uint8_t escaped; /* holds doubled quotes to undo */
+};
+
+enum { SL__CSV_ROW = 0, SL__CSV_MORE, SL__CSV_BAD };
+
+struct sl__csv_scan {
+    uint32_t nf;       /* fields (those beyond the maximum are counted, not stored) */
+    size_t used;       /* bytes of the row including its line break */
+    size_t len;        /* bytes of the row without its line break ("\n" or "\r\n") */
+    uint32_t newlines; /* line breaks inside quoted fields */
+    const char *err;   /* SL__CSV_BAD: what is wrong (static text) */
+    size_t err_col;    /* SL__CSV_BAD: byte offset of the problem within the row */
+};
+
+/*
+ * Scan the row at p[0..n). Returns SL__CSV_ROW (fields in f[0..min(nf, maxf))),
+ * SL__CSV_MORE (the row does not end within n bytes and !at_eof), or SL__CSV_BAD (the
+ * row is malformed; used and len still delimit it so the reader can go on after it).
+ * With at_eof the row may end at n without a line break.
+ */
+int sl__csv_scan(const struct sl__csv_dialect *d, const char *p, size_t n, int at_eof,
+                 struct sl__csv_field *f, uint32_t maxf, struct sl__csv_scan *out);
+
+/* The columns of the rows being read. */
+struct sl__csv_schema {
+    uint32_t ncol;
+    const char **names; /* NUL-terminated, for messages */
+    const char **keys;  /* each name as a JSON key with its colon: "\"name\":" */
+    uint32_t *key_len;
+    uint8_t *types; /* enum sl__csv_type */
+    char quote;     /* the dialect's quote (doubled inside quoted fields) */
+};
+
+/*
+ * Write the row's fields as a JSON object into out (cleared first). On a bad value
+ * returns SL_EPARSE with msg naming the column and value ("column age: \"x1\" is not an
+ * int"); tmp is scratch for unescaping quoted fields. SL_ENOMEM / SL_ELIMIT from out.
+ */
+sl_rc sl__csv_to_json(const struct sl__csv_schema *s, const char *row,
+                      const struct sl__csv_field *f, uint32_t nf, struct sl_buf *out,
+                      struct sl_buf *tmp, char *msg, size_t msgcap);
+
+/* Options and per-input state of a CSV-reading source. */
+struct sl__csv {
+    struct sl__csv_dialect d;
+    int header;               /* the first row of each input names the columns */
+    const char **cfg_columns; /* `columns`, or NULL */
+    uint32_t ncfg_columns;
+    const struct sl_cfg_node *cfg_types; /* `types` map, or NULL */
+    uint8_t *cfg_type_vals;              /* type of each pair of cfg_types */
+    struct sl_arena arena;               /* schema of the current input (reset per input) */
+    struct sl__csv_schema schema;
+    int ready;               /* schema known */
+    struct sl__csv_field *f; /* SL__CSV_MAX_FIELDS */
+    struct sl_buf out, tmp;
+};
+
+/*
+ * Read delimiter, quote, header, columns and types from ctx's node. Errors are
+ * SL_ECONFIG with the option's position.
+ */
+sl_rc sl__csv_configure(struct sl__csv *c, const struct sl_cfg_doc *doc,
+                        const struct sl_cfg_node *node, size_t max_record, struct sl_error *err);
+void sl__csv_fini(struct sl__csv *c);
+
+/* A new input begins: its header (when header is true) is the next row read. */
+void sl__csv_input_begin(struct sl__csv *c);
+
+/*
+ * Like sl__lines_ndjson for CSV rows: fill b from the window until a limit (SL_OK) or
+ * until the window holds no complete row (SL_AGAIN). A header row is consumed, not
+ * emitted. A bad header is fatal (SL_ECONFIG in err); bad rows become rejected records.
+ */
+sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, struct sl__span *sp,
+                   const struct sl__emit *e, int at_eof, struct sl_error *err);
+
+/*
+ * Read the header row at the start of the input open as fd (with pread, through the
+ * window, which is left reset to offset 0). Used before resuming mid-file. SL_OK (also
+ * when the file is empty: the schema stays unknown), SL_EIO, SL_ECONFIG.
+ */
+sl_rc sl__csv_read_header(struct sl__csv *c, struct sl__lines *l, int fd, const struct sl__emit *e,
+                          struct sl_error *err);
+
+#endif
