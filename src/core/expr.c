@@ -1103,17 +1103,23 @@ static sl_rc eval(struct ctx *c, const struct node *n, struct sl_value *out)
         return SL_OK;
     case N_EQ:
     case N_NE: {
-        if ((rc = eval(c, n->a, &x)) || (rc = eval(c, n->b, &y)))
+        /* field == "constant" is the hot case: no copy of the constant, no call. */
+        const struct sl_value *py = &y;
+        if ((rc = eval(c, n->a, &x)))
+            return rc;
+        if (n->b->kind == N_CONST)
+            py = &n->b->k;
+        else if ((rc = eval(c, n->b, &y)))
             return rc;
         int eq;
-        if (x.type != y.type)
+        if (x.type != py->type)
             eq = 0;
-        else if (x.type == SL_V_STRING) /* the common case, without a call */
-            eq = x.len == y.len && memcmp(x.u.str, y.u.str, x.len) == 0;
+        else if (x.type == SL_V_STRING)
+            eq = x.len == py->len && memcmp(x.u.str, py->u.str, x.len) == 0;
         else if (x.type == SL_V_NUMBER)
-            eq = x.u.num.d == y.u.num.d;
+            eq = x.u.num.d == py->u.num.d;
         else
-            eq = sl_value_equal(&x, &y);
+            eq = sl_value_equal(&x, py);
         *out = v_bool(n->kind == N_EQ ? eq : !eq);
         return SL_OK;
     }
@@ -1188,7 +1194,7 @@ sl_rc sl_expr_test(const struct sl_expr *e, struct sl_record *r, struct sl_arena
     sl_rc rc = eval(&c, e->root, &v);
     if (rc)
         return rc;
-    *truth = sl_value_truthy(&v);
+    *truth = v.type == SL_V_BOOL ? v.u.b : sl_value_truthy(&v);
     return SL_OK;
 }
 

@@ -29,6 +29,7 @@
  * Threading: a parser is scratch space for one thread at a time. The tape it returns lives
  * in the caller's arena and never changes, so any thread may read it.
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -624,7 +625,9 @@ close:
     /* s[pos] is the closing bracket of container cur. */
     {
         struct sl_jtok *t = &tok[cur];
-        uint32_t parent = t->next;
+        uint32_t parent = t->next; /* P2 */
+        assert(t->type == SL_J_OBJECT || t->type == SL_J_ARRAY);
+        assert(parent == NO_PARENT || parent < cur);
         t->next = ntok;
         t->len = (uint32_t)(pos + 1 - t->off);
         pos++;
@@ -634,6 +637,7 @@ close:
     }
 
 done:
+    assert(depth == 0 && ntok > 0 && tok[0].next == ntok); /* P2 closed; json.h inv. 1 */
     SKIP_WS();
     if (pos != len) {
         rc = fail(err, pos, "unexpected %s after the JSON value (one value per document)",

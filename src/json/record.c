@@ -246,7 +246,7 @@ static sl_rc set_in(const struct sl_value *cur, int exists, const struct sl_path
         uint32_t k;
         for (k = 0; k < copy.len; k++)
             if (copy.u.members[k].klen == seg->klen &&
-                memcmp(copy.u.members[k].key, seg->key, seg->klen) == 0)
+                (seg->klen == 0 || memcmp(copy.u.members[k].key, seg->key, seg->klen) == 0))
                 break;
         int found = k < copy.len;
         if ((rc = set_in(found ? &copy.u.members[k].val : NULL, found, seg + 1, nseg - 1, v, a,
@@ -334,7 +334,7 @@ static sl_rc del_in(const struct sl_value *cur, const struct sl_path_seg *seg, u
     if (seg->key) {
         for (k = 0; k < copy.len; k++)
             if (copy.u.members[k].klen == seg->klen &&
-                memcmp(copy.u.members[k].key, seg->key, seg->klen) == 0)
+                (seg->klen == 0 || memcmp(copy.u.members[k].key, seg->key, seg->klen) == 0))
                 break;
     } else {
         k = (uint32_t)norm_index(seg->index, cur->len);
@@ -417,7 +417,8 @@ static sl_rc walk_members(const struct sl_record *r, emit_fn emit, void *ctx)
         if (e->op != SL_EDIT_SET || orig_find(t, e->key, e->klen, UINT32_MAX))
             continue;
         for (o = e->next; o; o = o->next) /* an older SET of the same key came first */
-            if (o->op == SL_EDIT_SET && o->klen == e->klen && memcmp(o->key, e->key, e->klen) == 0)
+            if (o->op == SL_EDIT_SET && o->klen == e->klen &&
+                (e->klen == 0 || memcmp(o->key, e->key, e->klen) == 0))
                 break;
         if (o)
             continue;

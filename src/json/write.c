@@ -27,7 +27,6 @@
 #include <string.h>
 
 #include "json/json_internal.h"
-#include "sluice/alloc.h"
 #include "sluice/json.h"
 
 static inline int hexval(uint8_t c)
@@ -259,6 +258,64 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+/*
+ * strtod for number text of any length without a heap copy: rewrite it as
+ * [-]0.<at most LONG_DIGITS significant digits>e<exponent>. Correct rounding never needs
+ * more than 768 significant digits; when more are dropped and any of them is non-zero, a
+ * final '1' (a sticky digit) keeps the value strictly on the same side of every rounding
+ * boundary, so the result is exactly strtod's on the full text.
+ */
+#define LONG_DIGITS 780
+static double long_to_double(const char *s, size_t n)
+{
+    char buf[LONG_DIGITS + 40];
+    size_t i = 0, o = 0;
+    long exp10 = 0;
+    int nd = 0, nonzero = 0, sticky = 0;
+    if (s[i] == '-')
+        buf[o++] = s[i++];
+    buf[o++] = '0';
+    buf[o++] = '.';
+    for (int frac = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.' && !frac) {
+            frac = 1;
+            continue;
+        }
+        if ((uint8_t)(c - '0') >= 10)
+            break;
+        if (!nonzero && c == '0') {
+            exp10 -= frac; /* leading zeros of a fraction shift the exponent */
+            continue;
+        }
+        nonzero = 1;
+        if (nd < LONG_DIGITS) {
+            buf[o++] = c;
+            nd++;
+        } else if (c != '0') {
+            sticky = 1;
+        }
+        exp10 += !frac;
+    }
+    if (!nd)
+        buf[o++] = '0';
+    if (sticky)
+        buf[o++] = '1';
+    if (i < n && (s[i] | 0x20) == 'e') {
+        int neg = 0;
+        long ev = 0;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            neg = s[i++] == '-';
+        for (; i < n && (uint8_t)(s[i] - '0') < 10; i++)
+            if (ev < 100000000)
+                ev = ev * 10 + (s[i] - '0');
+        exp10 += neg ? -ev : ev;
+    }
+    snprintf(buf + o, sizeof buf - o, "e%ld", exp10);
+    return strtod(buf, NULL);
+}
+
 double sl_json_num_to_double(const char *str, size_t n)
 {
     const char *s = str, *e = str + n;
@@ -313,22 +370,7 @@ slow:
         tmp[n] = 0;
         return strtod(tmp, NULL);
     }
-    {
-        char *tmp = sl_malloc(n + 1);
-        double d;
-        if (!tmp) {
-            /* Out of memory on a >127-byte number: keep 127 bytes' worth of precision. */
-            char t2[128];
-            memcpy(t2, str, 127);
-            t2[127] = 0;
-            return strtod(t2, NULL);
-        }
-        memcpy(tmp, str, n);
-        tmp[n] = 0;
-        d = strtod(tmp, NULL);
-        sl_free(tmp);
-        return d;
-    }
+    return long_to_double(str, n);
 }
 
 int sl_json_num_to_i64(const char *s, size_t n, int64_t *out)

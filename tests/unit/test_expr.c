@@ -555,6 +555,36 @@ static void test_no_heap_per_eval(void)
     sl_expr_destroy(e);
 }
 
+static void test_compile_out_of_memory(void)
+{
+    /* Fail each allocation of a compile in turn: SL_ENOMEM, nothing leaked (ASan). */
+    const char *src =
+        "matches(event_type, \"^p\") && lower(trim(device.os)) in [\"ios\", \"x\"] && "
+        "concat(\"a\", \"b\") == \"ab\" && tags[0] == \"a\"";
+    int saw_enomem = 0, ok_at = 0;
+    for (long n = 1; n < 200 && !ok_at; n++) {
+        struct sl_expr *e = NULL;
+        struct sl_error err;
+        size_t col;
+        sl_alloc_fail_at(n);
+        sl_rc rc = sl_expr_compile(src, strlen(src), &e, &col, &err);
+        sl_alloc_fail_at(0);
+        if (rc == SL_OK) {
+            ok_at = (int)n;
+            int truth;
+            CHECK_INT(sl_expr_test(e, rec, &batch->arena, &truth, &err), SL_OK);
+            CHECK_INT(truth, 1);
+            sl_expr_destroy(e);
+        } else {
+            CHECK_INT(rc, SL_ENOMEM);
+            CHECK_STR(err.msg, "out of memory compiling expression");
+            saw_enomem++;
+        }
+    }
+    CHECK(saw_enomem >= 1);
+    CHECK(ok_at > 1);
+}
+
 static void test_speed(void)
 {
     struct sl_expr *e;
@@ -602,6 +632,7 @@ int main(void)
     RUN(test_folding);
     RUN(test_threads);
     RUN(test_no_heap_per_eval);
+    RUN(test_compile_out_of_memory);
     RUN(test_speed);
     sl_json_parser_destroy(parser);
     sl_batch_unref(batch);

@@ -388,6 +388,19 @@ static void test_glob(void)
     sl_buf_cstr(&out);
     CHECK_STR(out.data, "--- b.ndjson\n2:11:{\"f\":\"b2\"}\n--- c.ndjson\n1:0:{\"f\":\"c1\"}\n");
     src_close(&s);
+
+    /* The checkpoint's file was archived away meanwhile: files before it stay done. */
+    char moved[512];
+    snprintf(moved, sizeof moved, "%s", path_of("g/b.done"));
+    REQUIRE(rename(path_of("g/b.ndjson"), moved) == 0);
+    REQUIRE(src_open(&s, &sl_source_file, "path: g/[a-c].ndjson\n", 100, 1 << 20, 0) == SL_OK);
+    CHECK_INT(sl_source_file.restore(s.state, pos, &s.err), SL_OK);
+    sl_buf_clear(&out);
+    CHECK_INT(read_all(&s, &out, 100), SL_EOF);
+    sl_buf_cstr(&out);
+    CHECK_STR(out.data, "--- c.ndjson\n1:0:{\"f\":\"c1\"}\n");
+    src_close(&s);
+    REQUIRE(rename(moved, path_of("g/b.ndjson")) == 0);
     sl_buf_fini(&out);
 
     got = slurp("path: g/*.json\n", 1024, 1 << 20);
@@ -593,6 +606,30 @@ static void test_follow_glob(void)
     CHECK(strstr(out.data, "--- a.log\n2:8:{\"a\":2}\n") != NULL);
     CHECK(strstr(out.data, "--- b.log\n3:16:{\"b\":3}\n") != NULL);
     CHECK(strstr(out.data, "{\"a\":1}") == NULL && strstr(out.data, "{\"b\":2}") == NULL);
+    src_close(&s);
+
+    /* Rotation to a name the pattern also matches: followed by inode, not read twice,
+     * also when the rotation is noticed before the pattern's next scheduled match. */
+    mkdir(path_of("fr"), 0755);
+    write_file("fr/app.log", "{\"r\":1}\n");
+    REQUIRE(src_open(&s, &sl_source_file, "path: fr/app.log*\nfollow: true\npoll_interval: 300ms\n",
+                     100, 1 << 20, 0) == SL_OK);
+    sl_buf_clear(&out);
+    follow_read(&s, &out, 5);
+    CHECK_STR(out.data, "--- app.log\n1:0:{\"r\":1}\n");
+    append_file("fr/app.log", "{\"r\":2}\n");
+    char rotated[512];
+    snprintf(rotated, sizeof rotated, "%s", path_of("fr/app.log.1"));
+    CHECK_INT(rename(path_of("fr/app.log"), rotated), 0);
+    write_file("fr/app.log", "{\"new\":1}\n");
+    sl_buf_clear(&out);
+    for (int i = 0; i < 8; i++)
+        follow_read(&s, &out, 3);
+    CHECK(strstr(out.data, "2:8:{\"r\":2}\n") != NULL);
+    CHECK(strstr(out.data, "--- app.log\n1:0:{\"new\":1}\n") != NULL);
+    CHECK(strstr(out.data, "{\"r\":1}") == NULL);
+    const char *r2 = strstr(out.data, "{\"r\":2}");
+    CHECK(r2 && strstr(r2 + 1, "{\"r\":2}") == NULL);
     src_close(&s);
 
     /* --once: a follow source stops at the end, taking the last partial line. */

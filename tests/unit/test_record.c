@@ -396,6 +396,12 @@ static void test_write_limits(void)
     sl_buf_fini(&b);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void test_record_ids(void)
 {
     uint64_t base[2], base2[2], id[2], id2[2];
@@ -436,13 +442,11 @@ static void test_record_ids(void)
         lo[off] = id[0];
         hi[off] = id[1];
     }
+    qsort(lo, N, sizeof lo[0], cmp_u64);
+    qsort(hi, N, sizeof hi[0], cmp_u64);
     int dup = 0;
-    for (int i = 0; i < N && !dup; i++)
-        for (int j = i + 1; j < N; j++)
-            if (lo[i] == lo[j] || hi[i] == hi[j]) {
-                dup = 1;
-                break;
-            }
+    for (int i = 1; i < N; i++)
+        dup += lo[i] == lo[i - 1] || hi[i] == hi[i - 1];
     CHECK_INT(dup, 0);
     /* Neighbouring offsets differ in about half their bits. */
     sl_record_id(base, 1000, id);

@@ -5,6 +5,8 @@
  * as the engine would, and checks every record's flags, rejection reason and exact output
  * bytes (sl_record_write).
  */
+#include <pthread.h>
+
 #include "sluice/alloc.h"
 #include "sluice/batch.h"
 #include "sluice/buf.h"
@@ -162,6 +164,57 @@ static void test_filter(void)
     CHECK_INT(u->flags, SL_REC_BAD);
     CHECK_STR(u->error, "filter: record reached the filter unparsed");
     sl_batch_unref(b);
+    sl_transform_filter.close(st);
+    sl_cfg_destroy(doc);
+}
+
+struct worker_arg {
+    void *state;
+    struct sl_batch *b;
+    sl_rc rc;
+};
+
+static void *worker_main(void *p)
+{
+    struct worker_arg *wa = p;
+    struct sl_json_parser *jp;
+    if (sl_json_parser_create(&jp)) {
+        wa->rc = SL_ENOMEM;
+        return NULL;
+    }
+    struct sl_worker w = {jp, "t", 0, 128};
+    struct sl_error err;
+    for (int i = 0; i < 200 && !wa->rc; i++) {
+        for (uint32_t k = 0; k < wa->b->n; k++)
+            wa->b->recs[k].flags = SL_REC_PARSED;
+        wa->rc = sl_transform_filter.process(wa->state, wa->b, &w, &err);
+    }
+    sl_json_parser_destroy(jp);
+    return NULL;
+}
+
+static void test_filter_workers(void)
+{
+    /* Two workers share one state, as with `workers: 2`. */
+    struct sl_cfg_doc *doc;
+    void *st;
+    struct sl_error err;
+    REQUIRE(start(&sl_transform_filter, "where: 'matches(lower(k), \"^(a|c)$\")'\n", &doc, &st,
+                  &err) == SL_OK);
+    const char *texts[] = {"{\"k\":\"A\"}", "{\"k\":\"b\"}", "{\"k\":\"c\"}", NULL};
+    struct worker_arg wa[2] = {{st, make_batch(texts), 0}, {st, make_batch(texts), 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        REQUIRE(pthread_create(&th[i], NULL, worker_main, &wa[i]) == 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(wa[i].rc, SL_OK);
+        CHECK_INT(wa[i].b->recs[0].flags, SL_REC_PARSED);
+        CHECK_INT(wa[i].b->recs[1].flags, SL_REC_PARSED | SL_REC_DROPPED);
+        CHECK_INT(wa[i].b->recs[2].flags, SL_REC_PARSED);
+        sl_batch_unref(wa[i].b);
+    }
     sl_transform_filter.close(st);
     sl_cfg_destroy(doc);
 }
@@ -372,6 +425,7 @@ int main(void)
         return 2;
     RUN(test_plugin_tables);
     RUN(test_filter);
+    RUN(test_filter_workers);
     RUN(test_filter_config_errors);
     RUN(test_map_order);
     RUN(test_map_casts);

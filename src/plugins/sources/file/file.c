@@ -96,11 +96,13 @@ struct entry {
     int done;              /* without follow: read to the end */
     int restored;          /* offset came from a position: verify fp when opening */
     uint64_t truncated_at; /* wall clock (ns) of the last truncation seen, or 0 */
+    int rescanned;         /* follow: the pattern was matched again since the path changed */
 };
+
+static const struct sl_batch_limits default_limits = {1024, (size_t)1 << 20};
 
 struct file_src {
     const char *pipeline, *name;
-    const struct sl_batch_limits *limits;
     int follow; /* follow and not --once */
     int csv;
     uint64_t poll_ms;
@@ -512,6 +514,13 @@ static sl_rc read_once(struct file_src *s, struct sl_batch *b, struct sl_error *
             if (i == s->nfiles)
                 return SL_EOF;
             sl_rc rc = open_entry(s, i, err);
+            if (rc == SL_ENOENT && s->is_glob) {
+                /* Matched at start, removed since: nothing of it can be read any more. */
+                sl_warn(s->name, "%s was removed before it could be read; skipping it",
+                        s->files[i].path);
+                s->files[i].done = 1;
+                continue;
+            }
             if (rc)
                 return rc == SL_ENOENT ? SL_EIO : rc;
         }
@@ -541,7 +550,8 @@ static sl_rc read_once(struct file_src *s, struct sl_batch *b, struct sl_error *
 /*
  * The file at entry i has no more data now: has it been truncated, rotated or removed?
  * Returns 1 when the entry changed state (so reading it again makes sense), 0 when it
- * simply has nothing new, or -1 when it was removed from the list.
+ * simply has nothing new, -1 when it was removed from the list, 2 when the pattern was
+ * matched again (entries may have moved).
  */
 static int check_file(struct file_src *s, size_t i, struct sl_batch *b, struct sl__span *sp,
                       sl_rc *rcp, struct sl_error *err)
@@ -566,8 +576,19 @@ static int check_file(struct file_src *s, size_t i, struct sl_batch *b, struct s
         return 1;
     }
     int gone = stat(e->path, &pst) != 0;
-    if (!gone && (uint64_t)pst.st_dev == e->dev && (uint64_t)pst.st_ino == e->ino)
+    if (!gone && (uint64_t)pst.st_dev == e->dev && (uint64_t)pst.st_ino == e->ino) {
+        e->rescanned = 0;
         return 0;
+    }
+    if (s->is_glob && !e->rescanned) {
+        /* Renamed to a name the pattern matches? Then the entry follows it (scan_paths)
+         * rather than finishing it and reading it again as a new file. */
+        e->rescanned = 1;
+        leave_current(s);
+        *rcp = scan_paths(s, err);
+        return 2;
+    }
+    e->rescanned = 0;
     /* Rotated or removed: the old file is complete. Its last line may lack a '\n'. */
     *rcp = read_current(s, b, sp, 1, now_ns() + READ_BUDGET_NS, err);
     if (*rcp != SL_EOF)
@@ -629,6 +650,8 @@ static sl_rc read_follow(struct file_src *s, struct sl_batch *b, struct sl_error
                 return rc;
             if (st < 0)
                 break;
+            if (st == 2) /* entries re-sorted: indexes moved; the next call goes on */
+                return SL_AGAIN;
             if (b->n)
                 return finish_batch(s, b);
             if (st == 0)
@@ -830,7 +853,7 @@ static sl_rc file_restore(void *state, const char *position, struct sl_error *er
     if (!pe)
         return SL_ENOMEM;
     sl_rc rc = SL_OK;
-    const char *first_path = NULL;
+    char *first_path = NULL; /* the position's first file, matched now or not */
     char key[16];
     if (!lit(&x, '{'))
         goto bad;
@@ -853,9 +876,9 @@ static sl_rc file_restore(void *state, const char *position, struct sl_error *er
                         goto bad;
                     if ((rc = apply_entry(s, pe, err)))
                         goto out;
-                    if (!first_path) {
-                        struct entry *e = find_path(s, pe->path);
-                        first_path = e ? e->path : NULL;
+                    if (!first_path && !(first_path = sl_strdup(pe->path))) {
+                        rc = SL_ENOMEM;
+                        goto out;
                     }
                 } while (lit(&x, ','));
             }
@@ -881,6 +904,7 @@ bad:
                       "(was the source's type changed?); remove the checkpoint to start over",
                       s->name, position);
 out:
+    sl_free(first_path);
     sl_free(pe);
     return rc;
 }
@@ -915,7 +939,6 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     uint64_t max_record, window;
     s->pipeline = ctx->pipeline;
     s->name = ctx->name;
-    s->limits = ctx->limits;
     s->cur = NONE;
     sl_buf_init(&s->pos, MAX_POSITION);
     if ((rc = sl_cfg_get_path(ctx->doc, ctx->node, "path", NULL, &s->pattern, err)))
@@ -966,7 +989,7 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     }
     if ((rc = sl__lines_init(&s->win, window, max_record)))
         goto fail;
-    s->emit.limits = ctx->limits;
+    s->emit.limits = ctx->limits ? ctx->limits : &default_limits;
     s->emit.stage = ctx->name;
     s->is_glob = has_glob_chars(s->pattern);
     if (!s->is_glob && !s->follow) {

@@ -32,6 +32,8 @@
 
 #define WAIT_MS 200
 
+static const struct sl_batch_limits default_limits = {1024, (size_t)1 << 20};
+
 struct stdin_src {
     const char *name;
     int fd;
@@ -158,7 +160,7 @@ static sl_rc stdin_init(const struct sl_plugin_ctx *ctx, void **state, struct sl
     }
     if ((rc = sl__lines_init(&s->win, 1 << 20, max_record)))
         goto fail;
-    s->emit.limits = ctx->limits;
+    s->emit.limits = ctx->limits ? ctx->limits : &default_limits;
     s->emit.stage = ctx->name;
     s->emit.origin = "stdin";
     struct timespec ts;
