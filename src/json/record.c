@@ -435,7 +435,6 @@ struct foreach_ctx {
     struct sl_arena *a;
     sl_record_field_fn fn;
     void *ctx;
-    int stopped;
 };
 
 static sl_rc foreach_emit(void *vctx, const struct sl_record *r, uint32_t keytok,
@@ -458,19 +457,14 @@ static sl_rc foreach_emit(void *vctx, const struct sl_record *r, uint32_t keytok
         klen = e->klen;
         v = e->val;
     }
-    int stop = c->fn(c->ctx, key, klen, &v);
-    if (stop) {
-        c->stopped = 1;
-        return stop;
-    }
-    return SL_OK;
+    return c->fn(c->ctx, key, klen, &v); /* non-zero stops the walk, returned as-is */
 }
 
 sl_rc sl_record_foreach(struct sl_record *r, struct sl_arena *a, sl_record_field_fn fn, void *ctx)
 {
     if (!root_is_object(r))
         return SL_ETYPE;
-    struct foreach_ctx c = {a, fn, ctx, 0};
+    struct foreach_ctx c = {a, fn, ctx};
     return walk_members(r, foreach_emit, &c);
 }
 

@@ -29,9 +29,14 @@
 #                                 files RUN_STDOUT and RUN_STDERR; never fails by itself
 #   assert_rc WANT                RUN_RC is WANT, or fail showing the command's stderr
 #   assert_file_contains FILE TEXT
+#   gen_clicks ARGS...            run $SLUICE_TOOLS/gen_clicks (realistic click events)
 #
 # Everything that compares prints the first differences, so a failure in CI explains
 # itself without a rerun.
+#
+# Sourcing this file turns on `set -euo pipefail` and installs an EXIT trap that removes
+# the temp directories; a test that needs its own EXIT trap should call _sl_cleanup from
+# it.
 
 if [ -z "${BASH_VERSION:-}" ]; then
     echo "lib.sh must be sourced by bash" >&2
@@ -169,6 +174,12 @@ assert_file_contains() {
         tail -n 30 "$file" >&2 || true
         fail "$file does not contain: $text"
     }
+}
+
+gen_clicks() {
+    [ -x "$SLUICE_TOOLS/gen_clicks" ] ||
+        fail "no gen_clicks in SLUICE_TOOLS ($SLUICE_TOOLS); build it (make debug) or set SLUICE_TOOLS"
+    "$SLUICE_TOOLS/gen_clicks" "$@"
 }
 
 # The checks are written in Python (json is in its standard library); the pipeline file

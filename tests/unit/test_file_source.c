@@ -684,6 +684,49 @@ static void test_stdin(void)
     sl_buf_fini(&out);
 }
 
+/* Fail the n-th allocation for every n: each run ends cleanly (ASan checks for leaks). */
+static void test_alloc_failures(void)
+{
+    write_file("af.csv", "a,b\n1,\"x\ny\"\n2,z\n");
+    write_file("af.ndjson", "{\"a\":1}\n{\"a\":2}\n");
+    const char *cfgs[] = {"path: af.csv\nformat: csv\ntypes: {a: int}\n", "path: af.ndjson\n"};
+    for (int c = 0; c < 2; c++) {
+        int completed = 0;
+        for (long n = 1; n < 400 && !completed; n++) {
+            struct src s;
+            memset(&s, 0, sizeof s);
+            s.pl = &sl_source_file;
+            REQUIRE(sl_cfg_load_string(cfgs[c], strlen(cfgs[c]), "p.yaml", dir, &s.doc, &s.err) ==
+                    SL_OK);
+            s.lim.max_records = 1;
+            s.lim.max_bytes = 1 << 20;
+            s.ctx = (struct sl_plugin_ctx){.pipeline = "pipe",
+                                           .name = "src",
+                                           .doc = s.doc,
+                                           .node = s.doc->root,
+                                           .limits = &s.lim};
+            struct sl_buf out;
+            sl_buf_init(&out, 0);
+            sl_buf_reserve(&out, 1 << 16);
+            sl_alloc_fail_at(n);
+            sl_rc rc = s.pl->init(&s.ctx, &s.state, &s.err);
+            if (rc == SL_OK) {
+                rc = SL_OK;
+                for (int i = 0; i < 20 && rc == SL_OK; i++)
+                    rc = read_once(&s, &out);
+            }
+            sl_alloc_fail_at(0);
+            CHECK(rc == SL_EOF || rc == SL_ENOMEM);
+            completed = rc == SL_EOF;
+            if (s.state)
+                s.pl->close(s.state);
+            sl_cfg_destroy(s.doc);
+            sl_buf_fini(&out);
+        }
+        CHECK(completed);
+    }
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sluice_file_src_XXXXXX");
@@ -702,6 +745,7 @@ int main(void)
     RUN(test_follow_rotation_truncation);
     RUN(test_follow_glob);
     RUN(test_stdin);
+    RUN(test_alloc_failures);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

@@ -97,6 +97,7 @@ struct entry {
     int restored;          /* offset came from a position: verify fp when opening */
     uint64_t truncated_at; /* wall clock (ns) of the last truncation seen, or 0 */
     int rescanned;         /* follow: the pattern was matched again since the path changed */
+    uint64_t seen_size;    /* follow: the file's size when the window last left it */
 };
 
 static const struct sl_batch_limits default_limits = {1024, (size_t)1 << 20};
@@ -372,9 +373,12 @@ static void leave_current(struct file_src *s)
     if (s->cur >= s->nfiles)
         return;
     struct entry *e = &s->files[s->cur];
+    struct stat st;
     e->offset = s->win.off;
     e->line = s->win.line;
     e->skip = s->win.skipping;
+    /* What the window left unread (a partial line) is not news until the file grows. */
+    e->seen_size = e->fd >= 0 && fstat(e->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     s->cur = NONE;
 }
 
@@ -612,6 +616,23 @@ static int check_file(struct file_src *s, size_t i, struct sl_batch *b, struct s
     return 1;
 }
 
+/*
+ * Whether a file the window does not hold may have something to do: new data, a size
+ * below the offset (truncation), or a path that names another file now (rotation). Lets
+ * the poll skip idle files without loading them into the window.
+ */
+static int has_news(const struct file_src *s, const struct entry *e)
+{
+    struct stat fst, pst;
+    (void)s;
+    if (e->fd < 0 || fstat(e->fd, &fst) != 0 || (uint64_t)fst.st_size != e->seen_size ||
+        (uint64_t)fst.st_size < e->offset)
+        return 1;
+    if (stat(e->path, &pst) != 0)
+        return 1;
+    return (uint64_t)pst.st_dev != e->dev || (uint64_t)pst.st_ino != e->ino;
+}
+
 /* Follow mode: poll every tracked file, rescan the glob every poll_interval. */
 static sl_rc read_follow(struct file_src *s, struct sl_batch *b, struct sl_error *err)
 {
@@ -624,6 +645,8 @@ static sl_rc read_follow(struct file_src *s, struct sl_batch *b, struct sl_error
     size_t n = s->nfiles, start = s->cur < s->nfiles ? s->cur : 0;
     for (size_t k = 0; k < n && s->nfiles; k++) {
         size_t i = (start + k) % s->nfiles;
+        if (s->cur != i && !has_news(s, &s->files[i]))
+            continue;
         if (s->cur != i) {
             leave_current(s);
             rc = open_entry(s, i, err);
