@@ -85,8 +85,8 @@ static void load_corpus(const char *dir)
     size_t nn = 0;
     struct dirent *e;
     while ((e = readdir(d)) && nn < MAX_INPUTS)
-        if (e->d_name[0] != '.')
-            names[nn++] = strdup(e->d_name);
+        if (e->d_name[0] != '.' && (names[nn] = strdup(e->d_name)) != NULL)
+            nn++;
     closedir(d);
     qsort(names, nn, sizeof names[0], cmp_names);
     for (size_t i = 0; i < nn; i++) {

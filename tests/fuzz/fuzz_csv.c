@@ -5,17 +5,81 @@
  * types; the rest is CSV. Every row is scanned and converted, and the scanner's promises
  * are checked: a row never claims more bytes than it was given, fields lie inside the
  * row, MORE only happens on incomplete input, and conversion either succeeds with
- * output that starts with '{' and ends with '}' or fails with a message.
+ * output that starts with '{' and ends with '}' or fails with a message. Then the same
+ * bytes go through the row reader and the NDJSON line splitter (read_rows).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "plugins/sources/file/csv.h"
+#include "plugins/sources/file/lines.h"
+#include "sluice/batch.h"
 
 #define NCOL 6
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/*
+ * The row reader and the NDJSON splitter over a read window, with a tiny record limit
+ * and tiny batches: records must come out in order, within their limits, with line
+ * numbers that never go backwards, and nothing may be left unconsumed at the end.
+ */
+static void read_rows(const struct sl__csv_dialect *d, const char *p, size_t n, uint8_t ctl)
+{
+    static const struct sl_batch_limits lim = {3, 200};
+    struct sl__emit e = {&lim, "fuzz", "fuzz.csv", {1, 2}};
+    for (int csv = 0; csv < 2; csv++) {
+        struct sl__lines l;
+        struct sl__csv c;
+        memset(&c, 0, sizeof c);
+        if (sl__lines_init(&l, 0, 16 + (ctl & 0x30)) != SL_OK)
+            return;
+        if (n > l.cap)
+            n = l.cap;
+        memcpy(l.buf, p, n);
+        l.end = n;
+        c.d = *d;
+        c.header = 1;
+        sl_arena_init(&c.arena, 4096);
+        sl_buf_init(&c.out, 1 << 20);
+        sl_buf_init(&c.tmp, 1 << 20);
+        c.f = malloc(SL__CSV_MAX_FIELDS * sizeof *c.f);
+        uint64_t last_off = 0, last_line = 0;
+        for (int round = 0; round < 100000; round++) {
+            struct sl_batch *b;
+            if (!c.f || sl_batch_create(0, &b) != SL_OK)
+                break;
+            struct sl__span sp;
+            struct sl_error err;
+            sl__lines_span_begin(&l, &sp, b);
+            sl_rc rc = csv ? sl__csv_rows(&c, &l, b, &sp, &e, 1, &err)
+                           : sl__lines_ndjson(&l, b, &sp, &e, 1);
+            if (rc == SL_OK || rc == SL_AGAIN)
+                rc = sl__lines_flush(&l, b, &sp, l.start) ? SL_ENOMEM : rc;
+            for (uint32_t i = 0; i < b->n; i++) {
+                const struct sl_record *r = &b->recs[i];
+                if (r->offset < last_off || r->line < last_line || r->line == 0 ||
+                    r->orig_len > l.max_record || !r->text || !r->orig)
+                    abort();
+                last_off = r->offset + 1;
+                last_line = r->line;
+            }
+            if (b->n > lim.max_records)
+                abort();
+            sl_batch_unref(b);
+            if (rc != SL_OK)
+                break; /* SL_AGAIN: all consumed; SL_ECONFIG: a bad header */
+        }
+        if (l.end - l.start != 0 && !(csv && !c.ready))
+            abort();
+        free(c.f);
+        sl_buf_fini(&c.out);
+        sl_buf_fini(&c.tmp);
+        sl_arena_fini(&c.arena);
+        sl__lines_fini(&l);
+    }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -68,5 +132,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     sl_buf_fini(&out);
     sl_buf_fini(&tmp);
+    read_rows(&d, p, n, ctl);
     return 0;
 }

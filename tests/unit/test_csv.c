@@ -59,6 +59,8 @@ static void test_scan_quoted(void)
     CHECK_STR(scan(&comma, "\"a\"\r\n", 0), "ROW|5|3|0|<a>");
     CHECK_STR(scan(&comma, "x,\"a\"\r\n", 0), "ROW|7|5|0|x;<a>");
     CHECK_STR(scan(&comma, "\"a\"", 1), "ROW|3|3|0|<a>");
+    CHECK_STR(scan(&comma, "\"a\"\r", 1), "ROW|4|3|0|<a>");
+    CHECK_STR(scan(&comma, "x,\"a\"\r", 1), "ROW|6|5|0|x;<a>");
     /* Incomplete quoted data waits for more, even across a line break. */
     CHECK_STR(scan(&comma, "\"open\nstill", 0), "MORE");
     CHECK_STR(scan(&comma, "\"ends with quote\"", 0), "MORE");

@@ -632,6 +632,24 @@ static void test_follow_glob(void)
     CHECK(r2 && strstr(r2 + 1, "{\"r\":2}") == NULL);
     src_close(&s);
 
+    /* A partial line in one file does not hold up the others, and its completion is
+     * noticed although the window moved on to another file meanwhile. */
+    mkdir(path_of("fp"), 0755);
+    write_file("fp/a.log", "{\"a\":");
+    write_file("fp/b.log", "");
+    REQUIRE(src_open(&s, &sl_source_file, "path: fp/*.log\nfollow: true\npoll_interval: 10ms\n",
+                     100, 1 << 20, 0) == SL_OK);
+    sl_buf_clear(&out);
+    CHECK_INT(read_once(&s, &out), SL_AGAIN);
+    append_file("fp/b.log", "{\"b\":1}\n");
+    follow_read(&s, &out, 5);
+    CHECK_STR(out.data, "--- b.log\n1:0:{\"b\":1}\n");
+    append_file("fp/a.log", "1}\n");
+    sl_buf_clear(&out);
+    follow_read(&s, &out, 5);
+    CHECK_STR(out.data, "--- a.log\n1:0:{\"a\":1}\n");
+    src_close(&s);
+
     /* --once: a follow source stops at the end, taking the last partial line. */
     append_file("fg/b.log", "{\"b\":4}");
     REQUIRE(src_open(&s, &sl_source_file, "path: fg/b.log\nfollow: true\n", 100, 1 << 20, 1) ==

@@ -289,8 +289,7 @@ static void t_file_appends_lines(void)
     sink_close(&k);
 
     /* Reopening appends to the same file. */
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: f1/sub/dir/out.ndjson\nfsync: false\n") ==
-            SL_OK);
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: f1/sub/dir/out.ndjson\nfsync: false\n") == SL_OK);
     CHECK_INT(write_lines(&k, b3, 1, 0, "40", 1), SL_OK);
     CHECK_STR(slurp(tpath("f1/sub/dir/out.ndjson")),
               "{\"n\":1}\n{\"n\": 2, \"s\": \"\\u00e9\"}\n[\"not an object\"]\n{\"n\":4}\n"
@@ -301,8 +300,7 @@ static void t_file_appends_lines(void)
 static void t_file_template(void)
 {
     struct sink k;
-    REQUIRE(sink_open(&k, &sl_sink_file,
-                      "path: \"f2/%Y/clicks-%Y-%m-%dT%H.ndjson\"\n") == SL_OK);
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: \"f2/%Y/clicks-%Y-%m-%dT%H.ndjson\"\n") == SL_OK);
     static const char *const b1[] = {"{\"t\":1}"};
     for (int attempt = 0; attempt < 3; attempt++) {
         time_t before = time(NULL);
@@ -440,8 +438,7 @@ static const char *q(sqlite3 *db, const char *sql)
     while (sqlite3_step(st) == SQLITE_ROW) {
         for (int c = 0; c < sqlite3_column_count(st); c++) {
             const char *t = (const char *)sqlite3_column_text(st, c);
-            n += (size_t)snprintf(out + n, sizeof out - n, "%s%s", c ? "|" : "",
-                                  t ? t : "NULL");
+            n += (size_t)snprintf(out + n, sizeof out - n, "%s%s", c ? "|" : "", t ? t : "NULL");
         }
         n += (size_t)snprintf(out + n, sizeof out - n, "\n");
     }
@@ -509,8 +506,7 @@ static void t_sqlite_upsert_by_key(void)
 {
     struct sink k;
     REQUIRE(sink_open(&k, &sl_sink_sqlite,
-                      "path: db3/w.db\ntable: users\nkey: user_id\nsynchronous: full\n") ==
-            SL_OK);
+                      "path: db3/w.db\ntable: users\nkey: user_id\nsynchronous: full\n") == SL_OK);
     static const char *const b1[] = {
         "{\"user_id\":\"u1\",\"name\":\"Ann\",\"age\":30}",
         "{\"user_id\":\"u2\",\"name\":\"Bob\",\"age\":40}",
@@ -539,8 +535,8 @@ static void t_sqlite_upsert_by_key(void)
     CHECK_INT(sink_write(&k, b), SL_OK);
     CHECK(!(b->recs[0].flags & SL_REC_BAD));
     CHECK(b->recs[1].flags & SL_REC_BAD);
-    CHECK(b->recs[1].error && strstr(b->recs[1].error, "data/in.ndjson:2: table n refused the "
-                                                       "row: datatype mismatch"));
+    CHECK(b->recs[1].error &&
+          strstr(b->recs[1].error, "table n refused the row: datatype mismatch"));
     sl_batch_unref(b);
     db = db_open("db3/w.db");
     CHECK_STR(q(db, "SELECT name, type, pk FROM pragma_table_info('n')"),
@@ -569,16 +565,16 @@ static void t_sqlite_rejects(void)
     REQUIRE(b);
     CHECK_INT(sink_write(&k, b), SL_OK);
     const char *want[] = {
-        "data/in.ndjson:1: record is a JSON array, not an object; the sqlite sink writes "
+        "record is a JSON array, not an object; the sqlite sink writes "
         "objects as rows",
-        "data/in.ndjson:2: record is a JSON string, not an object; the sqlite sink writes "
+        "record is a JSON string, not an object; the sqlite sink writes "
         "objects as rows",
-        "data/in.ndjson:3: record has no key field \"k\"; not written",
-        "data/in.ndjson:4: key field \"k\" is null; not written",
+        "record has no key field \"k\"; not written",
+        "key field \"k\" is null; not written",
         NULL,
-        "data/in.ndjson:6: field \"_sluice_id\" has the name of the id column; rename the field "
+        "field \"_sluice_id\" has the name of the id column; rename the field "
         "or set id_column; not written",
-        "data/in.ndjson:7: two fields map to column \"v\" (SQLite column names ignore case); "
+        "two fields map to column \"v\" (SQLite column names ignore case); "
         "not written",
         NULL,
         NULL,
@@ -685,8 +681,7 @@ static void t_sqlite_config_errors(void)
               SL_ECONFIG);
     CHECK(strstr(k.err.msg, "id_column: can be \"\" only together with key") != NULL);
     sink_close(&k);
-    CHECK_INT(sink_open(&k, &sl_sink_sqlite, "path: db7/w.db\ntable: sqlite_master\n"),
-              SL_ECONFIG);
+    CHECK_INT(sink_open(&k, &sl_sink_sqlite, "path: db7/w.db\ntable: sqlite_master\n"), SL_ECONFIG);
     sink_close(&k);
     CHECK_INT(sink_open(&k, &sl_sink_sqlite, "path: db7/w.db\ntable: t\nkey: ID\nid_column: id\n"),
               SL_ECONFIG);
@@ -744,6 +739,77 @@ static void t_sqlite_busy_and_rollback(void)
     CHECK_STR(q(db, "SELECT position, records FROM _sluice_checkpoints"), "3|3\n");
     sqlite3_close(db);
     sink_close(&k);
+}
+
+/* ---- allocation failures ---------------------------------------------------------- */
+
+/*
+ * Fail the n-th allocation of init + process + committed + close for n = 1, 2, ... until a
+ * run gets through without hitting the failure. Every failing run must return SL_ENOMEM
+ * (or, inside SQLite's own allocator-free paths, an error) without crashing or leaking.
+ */
+static void alloc_walk(const struct sl_plugin *p, const char *yaml)
+{
+    static const char *const lines[] = {"{\"k\":\"a\",\"o\":{\"x\": [1, 2]},\"s\":\"\\u00e9\"}",
+                                        "{\"k\":\"b\",\"new\":1}"};
+    int clean = 0;
+    long n;
+    for (n = 1; n < 400 && !clean; n++) {
+        struct sink k;
+        memset(&k, 0, sizeof k);
+        k.p = p;
+        REQUIRE(sl_cfg_load_string(yaml, strlen(yaml), "sink.yaml", tmpdir, &k.doc, &k.err) ==
+                SL_OK);
+        k.ctx.pipeline = "p";
+        k.ctx.name = "out";
+        k.ctx.doc = k.doc;
+        k.ctx.node = k.doc->root;
+        k.ctx.source_names = source_names;
+        k.ctx.nsources = 2;
+        k.w.parser = parser;
+        k.w.max_depth = 128;
+        struct sl_batch *b = make_batch(lines, N(lines), 0, "pos", (uint64_t)n);
+        REQUIRE(b);
+        long before = sl_alloc_count();
+        sl_alloc_fail_at(n);
+        sl_rc rc = p->init(&k.ctx, &k.state, &k.err);
+        if (rc == SL_OK) {
+            rc = p->process(k.state, b, &k.w, &k.err);
+            if (rc == SL_OK) {
+                char *pos = NULL;
+                rc = p->committed(k.state, "clicks", &pos, &k.err);
+                sl_free(pos);
+            }
+            p->close(k.state);
+        }
+        long used = sl_alloc_count() - before;
+        sl_alloc_fail_at(0);
+        if (used < n) {
+            clean = 1; /* the failure point lies beyond everything this run allocated */
+            CHECK_INT(rc, SL_OK);
+        } else if (rc != SL_OK && rc != SL_ENOMEM) {
+            fprintf(stderr, "  allocation %ld: %s: %s\n", n, sl_rc_name(rc), k.err.msg);
+            CHECK(rc == SL_ENOMEM);
+        }
+        sl_batch_unref(b);
+        sl_cfg_destroy(k.doc);
+    }
+    CHECK(clean);
+    CHECK(n > 2); /* at least two allocations were made to fail */
+    fprintf(stderr, "  %s: %ld allocation failure points\n", p->name, n - 2);
+}
+
+static void t_alloc_failures(void)
+{
+    fflush(stdout);
+    int saved = dup(1), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    alloc_walk(&sl_sink_stdout, "format: ndjson\n");
+    dup2(saved, 1);
+    close(saved);
+    close(devnull);
+    alloc_walk(&sl_sink_file, "path: af/out.ndjson\nmax_bytes: 40\n");
+    alloc_walk(&sl_sink_sqlite, "path: af/w.db\ntable: t\nkey: k\n");
 }
 
 /* ---- bench ---------------------------------------------------------------------------- */
@@ -841,6 +907,7 @@ int main(int argc, char **argv)
     RUN(t_sqlite_existing_table);
     RUN(t_sqlite_config_errors);
     RUN(t_sqlite_busy_and_rollback);
+    RUN(t_alloc_failures);
     sl_json_parser_destroy(parser);
     int rc = TEST_DONE();
     if (rc == 0)

@@ -46,7 +46,7 @@
 #include "sluice/record.h"
 
 #define FILE_BUF_MAX ((size_t)64 << 20) /* output buffer hard maximum */
-#define FILE_MAX_ROTATIONS 1000000u      /* sanity bound on the rotation counter */
+#define FILE_MAX_ROTATIONS 1000000u     /* sanity bound on the rotation counter */
 
 /*
  * Invariants:
@@ -58,17 +58,17 @@
  *   4. base, cur and the template are < PATH_MAX bytes including the NUL.
  */
 struct file_sink {
-    const char *name;     /* component name (outlives the state) */
-    char *tmpl;           /* path template, absolute or relative to dir */
-    char *dir;            /* config directory for relative templates */
-    int do_fsync;         /* fsync after each batch */
-    uint64_t max_bytes;   /* 0: no rotation */
-    char base[PATH_MAX];  /* expanded template of the current file sequence */
-    char cur[PATH_MAX];   /* name of the file fd is open on */
-    unsigned index;       /* rotation number of cur within base; 0 is base itself */
+    const char *name;    /* component name (outlives the state) */
+    char *tmpl;          /* path template, absolute or relative to dir */
+    char *dir;           /* config directory for relative templates */
+    int do_fsync;        /* fsync after each batch */
+    uint64_t max_bytes;  /* 0: no rotation */
+    char base[PATH_MAX]; /* expanded template of the current file sequence */
+    char cur[PATH_MAX];  /* name of the file fd is open on */
+    unsigned index;      /* rotation number of cur within base; 0 is base itself */
     int fd;
     uint64_t size;
-    int created;          /* a file was created since the last commit: fsync its dir */
+    int created; /* a file was created since the last commit: fsync its dir */
     struct sl_buf out;
 };
 
@@ -118,8 +118,8 @@ static sl_rc check_template(const char *name, const struct sl_cfg_node *node, co
                                 name, p);
     }
     if (t[strlen(t) - 1] == '/')
-        return sl_cfg_error(err, node, "sinks.%s.path: \"%s\" names a directory; name a file",
-                            name, t);
+        return sl_cfg_error(err, node, "sinks.%s.path: \"%s\" names a directory; name a file", name,
+                            t);
     return SL_OK;
 }
 
@@ -130,7 +130,7 @@ static sl_rc expand_path(const struct file_sink *s, time_t now, char *out, struc
     char name[PATH_MAX];
     if (!gmtime_r(&now, &tm))
         return sl_error_set(err, SL_EINVAL, "sink %s: the clock is out of range", s->name);
-    /* The template is the user's format string by design; check_template vetted it. */
+        /* The template is the user's format string by design; check_template vetted it. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
     size_t n = strftime(name, sizeof name, s->tmpl, &tm);
@@ -216,8 +216,8 @@ static sl_rc sync_parent_dir(const char *sink, const char *path, struct sl_error
         *slash = '\0';
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
-        return sl_error_sys(err, SL_EIO, errno, "sink %s: opening directory %s to fsync it",
-                            sink, dir);
+        return sl_error_sys(err, SL_EIO, errno, "sink %s: opening directory %s to fsync it", sink,
+                            dir);
     int rc = fsync(dfd);
     int e = errno;
     close(dfd);
@@ -240,8 +240,8 @@ static sl_rc trim_partial_line(struct file_sink *s, struct sl_error *err)
         if (r < 0 && errno == EINTR)
             continue;
         if (r != (ssize_t)n)
-            return sl_error_sys(err, SL_EIO, r < 0 ? errno : EIO, "sink %s: reading %s",
-                                s->name, s->cur);
+            return sl_error_sys(err, SL_EIO, r < 0 ? errno : EIO, "sink %s: reading %s", s->name,
+                                s->cur);
         size_t i = n;
         while (i > 0 && chunk[i - 1] != '\n')
             i--;
@@ -253,7 +253,8 @@ static sl_rc trim_partial_line(struct file_sink *s, struct sl_error *err)
     }
     if (end == s->size)
         return SL_OK;
-    sl_warn(s->name, "%s ended in an incomplete line (%llu bytes) left by an interrupted write; "
+    sl_warn(s->name,
+            "%s ended in an incomplete line (%llu bytes) left by an interrupted write; "
             "removed it",
             s->cur, (unsigned long long)(s->size - end));
     if (ftruncate(s->fd, (off_t)end) != 0)
@@ -535,8 +536,8 @@ static sl_rc file_process(void *state, struct sl_batch *b, struct sl_worker *w,
             goto fail;
         }
         if (rc) {
-            rc = sl_error_set(err, rc, "sink %s: serializing record at %s:%u: %s", s->name,
-                              origin, r->line, sl_strerror(rc));
+            rc = sl_error_set(err, rc, "sink %s: serializing record at %s:%u: %s", s->name, origin,
+                              r->line, sl_strerror(rc));
             goto fail;
         }
         size_t line = s->out.len - mark;
@@ -560,16 +561,16 @@ fail:
     if (rollback(s, start_index, start_size) != SL_OK) {
         close_current(s);
         s->base[0] = '\0';
-        sl_error_prefix(err, "sink %s: the failed batch could not be removed from %s (the file "
-                             "may end with part of it); ",
+        sl_error_prefix(err,
+                        "sink %s: the failed batch could not be removed from %s (the file "
+                        "may end with part of it); ",
                         s->name, base);
         return rc == SL_RETRY ? SL_EIO : rc;
     }
     return rc;
 }
 
-static sl_rc file_committed(void *state, const char *source, char **position,
-                            struct sl_error *err)
+static sl_rc file_committed(void *state, const char *source, char **position, struct sl_error *err)
 {
     (void)state;
     (void)source;

@@ -33,8 +33,9 @@
  *
  * Rejections. A record that is not an object, lacks the key field, has a null key, has a
  * field that collides with the id column or another field's column, or violates a
- * constraint of the table is marked bad with sl_record_reject (naming origin:line and the
- * reason) and the rest of the batch is written.
+ * constraint of the table is marked bad with sl_record_reject and the rest of the batch is
+ * written. The reason names the field and the rule; the engine adds origin:line when it
+ * reports the record (as it does for every stage).
  *
  * Failures. SQLITE_BUSY/LOCKED (after busy_timeout) and a full disk roll the batch back
  * and return SL_RETRY; other database errors roll back and are fatal. After a rollback the
@@ -58,9 +59,9 @@
 #include "sluice/plugin.h"
 #include "sluice/record.h"
 
-#define SQ_MAX_COLUMNS 1000           /* below SQLite's default 2000-column limit */
-#define SQ_SLOTS 2048                 /* hash slots: a power of two > 2 * SQ_MAX_COLUMNS */
-#define SQ_HINTS 256                  /* field positions whose column is guessed */
+#define SQ_MAX_COLUMNS 1000            /* below SQLite's default 2000-column limit */
+#define SQ_SLOTS 2048                  /* hash slots: a power of two > 2 * SQ_MAX_COLUMNS */
+#define SQ_HINTS 256                   /* field positions whose column is guessed */
 #define SQ_JSON_MAX ((size_t)64 << 20) /* one object/array value as JSON */
 #define SQ_SQL_MAX ((size_t)16 << 20)  /* one statement's text */
 
@@ -105,11 +106,11 @@ struct sqlite_sink {
     uint32_t ncols;
     int32_t id_col, key_col;
     uint32_t slots[SQ_SLOTS];
-    uint32_t hint[SQ_HINTS];      /* field position -> column index + 1 */
+    uint32_t hint[SQ_HINTS];        /* field position -> column index + 1 */
     uint32_t bound[SQ_MAX_COLUMNS]; /* gen of the row that last bound the column */
     uint32_t gen;
-    int schema_stale; /* a rollback undid DDL: read the columns again before writing */
-    char idbuf[33];   /* the current row's id, bound with SQLITE_STATIC */
+    int schema_stale;   /* a rollback undid DDL: read the columns again before writing */
+    char idbuf[33];     /* the current row's id, bound with SQLITE_STATIC */
     struct sl_buf json; /* compact JSON of container values */
     struct sl_buf sql;  /* statement text being built */
 };
@@ -221,8 +222,8 @@ static sl_rc db_error(struct sqlite_sink *s, int src, struct sl_error *err, cons
                             s->name, what, s->path);
     if (prim == SQLITE_NOMEM)
         return sl_error_set(err, SL_ENOMEM, "sink %s: %s: out of memory", s->name, what);
-    return sl_error_set(err, SL_EDB, "sink %s: %s in %s (table %s): %s (SQLite error %d)",
-                        s->name, what, s->path, s->table, sqlite3_errmsg(s->db), ext);
+    return sl_error_set(err, SL_EDB, "sink %s: %s in %s (table %s): %s (SQLite error %d)", s->name,
+                        what, s->path, s->table, sqlite3_errmsg(s->db), ext);
 }
 
 static sl_rc prepare(struct sqlite_sink *s, const char *sql, size_t n, sqlite3_stmt **st,
@@ -361,14 +362,13 @@ static sl_rc ensure_target_unique(struct sqlite_sink *s, struct sl_error *err)
         if ((rc = sl_buf_puts(q2, "CREATE UNIQUE INDEX IF NOT EXISTS ")) ||
             (rc = put_ident(q2, idx, strlen(idx))) || (rc = sl_buf_puts(q2, " ON ")) ||
             (rc = put_ident(q2, s->table, strlen(s->table))) || (rc = sl_buf_putc(q2, '(')) ||
-            (rc = put_ident(q2, s->cols[tc].name, s->cols[tc].len)) ||
-            (rc = sl_buf_putc(q2, ')')))
+            (rc = put_ident(q2, s->cols[tc].name, s->cols[tc].len)) || (rc = sl_buf_putc(q2, ')')))
             return sl_error_set(err, rc, "sink %s: building SQL: %s", s->name, sl_strerror(rc));
-        rc = exec_sql(s, q2->data, q2->len, "creating a unique index on the conflict column",
-                      err);
+        rc = exec_sql(s, q2->data, q2->len, "creating a unique index on the conflict column", err);
         if (rc == SL_EDB)
-            sl_error_prefix(err, "upserts need column %s of table %s to be unique; remove its "
-                                 "duplicate values or choose another key: ",
+            sl_error_prefix(err,
+                            "upserts need column %s of table %s to be unique; remove its "
+                            "duplicate values or choose another key: ",
                             s->cols[tc].name, s->table);
         if (rc)
             return rc;
@@ -591,9 +591,9 @@ enum row_status { ROW_OK = 0, ROW_UNKNOWN, ROW_REJECT, ROW_FAIL };
 
 struct row_ctx {
     struct sqlite_sink *s;
-    uint32_t pos; /* position of the field in the record */
-    int status;   /* enum row_status */
-    sl_rc rc;     /* ROW_FAIL */
+    uint32_t pos;  /* position of the field in the record */
+    int status;    /* enum row_status */
+    sl_rc rc;      /* ROW_FAIL */
     char why[300]; /* ROW_REJECT */
 };
 
@@ -879,8 +879,8 @@ static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w
 
     if (b->position) {
         if (b->source >= s->nsources || !s->source_names || !s->source_names[b->source])
-            return sl_error_set(err, SL_ESTATE, "sink %s: batch from unknown source #%u",
-                                s->name, b->source);
+            return sl_error_set(err, SL_ESTATE, "sink %s: batch from unknown source #%u", s->name,
+                                b->source);
         source = s->source_names[b->source];
     }
     if (sl_batch_live(b) == 0 && !source)
@@ -901,16 +901,16 @@ static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w
             struct sl_json_error je = {0};
             if (!w || !w->parser ||
                 sl_record_parse(r, w->parser, w->max_depth, &b->arena, &je) != SL_OK) {
-                sl_record_reject(b, r, s->name, "%s:%u: record is not valid JSON: %s", origin,
-                                 r->line, w && w->parser ? je.msg : "not parsed");
+                sl_record_reject(b, r, s->name, "record is not valid JSON: %s",
+                                 w && w->parser ? je.msg : "it reached the sink unparsed");
                 continue;
             }
         }
         if (r->tape.ntok == 0 || r->tape.tok[0].type != SL_J_OBJECT) {
             sl_record_reject(b, r, s->name,
-                             "%s:%u: record is a JSON %s, not an object; the sqlite sink "
-                             "writes objects as rows",
-                             origin, r->line, root_type_name(r));
+                             "record is a JSON %s, not an object; the sqlite sink writes "
+                             "objects as rows",
+                             root_type_name(r));
             continue;
         }
         int extended = 0, step_rc, st;
@@ -933,7 +933,7 @@ static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w
             st = ROW_REJECT;
         }
         if (st == ROW_REJECT) {
-            sl_record_reject(b, r, s->name, "%s:%u: %s; not written", origin, r->line, c.why);
+            sl_record_reject(b, r, s->name, "%s; not written", c.why);
         } else if (st == ROW_FAIL) {
             if (step_rc != SQLITE_OK)
                 rc = db_error(s, step_rc, err, "writing a row");
@@ -1031,8 +1031,7 @@ static sl_rc make_parent_dirs(const char *sink, const char *path, struct sl_erro
         char saved = *p;
         *p = '\0';
         if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-            return sl_error_sys(err, SL_EIO, errno, "sink %s: creating directory %s", sink,
-                                dir);
+            return sl_error_sys(err, SL_EIO, errno, "sink %s: creating directory %s", sink, dir);
         *p = saved;
         if (!saved)
             break;
@@ -1059,9 +1058,8 @@ static sl_rc open_db(struct sqlite_sink *s, int sync_full, uint64_t busy_ms, str
     sl_rc rc = make_parent_dirs(s->name, s->path, err);
     if (rc)
         return rc;
-    int src = sqlite3_open_v2(s->path, &s->db,
-                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                              NULL);
+    int src = sqlite3_open_v2(
+        s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
         return sl_error_set(err, SL_EDB,
                             "sink %s: cannot open database %s: %s; check the path and that "
@@ -1083,7 +1081,8 @@ static sl_rc open_db(struct sqlite_sink *s, int sync_full, uint64_t busy_ms, str
     }
     const char *mode = (const char *)sqlite3_column_text(st, 0);
     if (!mode || strcasecmp(mode, "wal") != 0)
-        sl_warn(s->name, "%s stays in journal mode %s (WAL is not available there); writes "
+        sl_warn(s->name,
+                "%s stays in journal mode %s (WAL is not available there); writes "
                 "are still transactional but block readers",
                 s->path, mode ? mode : "?");
     sqlite3_finalize(st);
@@ -1099,8 +1098,8 @@ static sl_rc open_db(struct sqlite_sink *s, int sync_full, uint64_t busy_ms, str
     if ((rc = exec_sql(s, sync, strlen(sync), "setting synchronous", err)) ||
         (rc = exec_sql(s, cache, sizeof cache - 1, "setting the cache size", err)) ||
         (rc = exec_sql(s, ckpt, sizeof ckpt - 1, "setting the checkpoint interval", err)) ||
-        (rc = exec_sql(s, ckpt_table, sizeof ckpt_table - 1, "creating _sluice_checkpoints",
-                       err)) ||
+        (rc =
+             exec_sql(s, ckpt_table, sizeof ckpt_table - 1, "creating _sluice_checkpoints", err)) ||
         (rc = prepare(s, "BEGIN IMMEDIATE", 15, &s->begin, err)) ||
         (rc = prepare(s, "COMMIT", 6, &s->commit, err)) ||
         (rc = prepare(s, "ROLLBACK", 8, &s->rollback, err)) ||
@@ -1124,8 +1123,10 @@ static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct s
         (rc = sl_cfg_get_duration(node, "busy_timeout", 5000, &busy_ms, err)))
         return rc;
     if (!path || !*path)
-        return sl_cfg_error(err, node, "sinks.%s: missing required option path (the database "
-                                       "file)", ctx->name);
+        return sl_cfg_error(err, node,
+                            "sinks.%s: missing required option path (the database "
+                            "file)",
+                            ctx->name);
     if (!table || !*table)
         return sl_cfg_error(err, node, "sinks.%s: missing required option table", ctx->name);
     const struct sl_cfg_node *tn = sl_cfg_get(node, "table");

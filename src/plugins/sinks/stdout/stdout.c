@@ -66,8 +66,7 @@ static sl_rc write_all(struct stdout_sink *s, const char *p, size_t n, struct sl
                                     "(EPIPE); %zu bytes of this batch were not written; keep "
                                     "the reading process running until sluice exits",
                                     s->name, n);
-            return sl_error_sys(err, SL_EIO, errno, "sink %s: writing to standard output",
-                                s->name);
+            return sl_error_sys(err, SL_EIO, errno, "sink %s: writing to standard output", s->name);
         }
         p += w;
         n -= (size_t)w;

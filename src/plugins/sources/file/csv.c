@@ -91,9 +91,13 @@ int sl__csv_scan(const struct sl__csv_dialect *d, const char *p, size_t n, int a
             i++;
             continue;
         }
-        if (st == CLOSED && c != dl && c != '\n' && !(c == '\r' && i + 1 < n && p[i + 1] == '\n')) {
-            if (c == '\r' && i + 1 == n && !at_eof)
+        if (st == CLOSED && c == '\r' && i + 1 == n) {
+            if (!at_eof)
                 return SL__CSV_MORE;
+            i++; /* a final "\r" without "\n" ends the row at the end of the input */
+            continue;
+        }
+        if (st == CLOSED && c != dl && c != '\n' && !(c == '\r' && i + 1 < n && p[i + 1] == '\n')) {
             if (!out->err) {
                 out->err = "unexpected character after a closing quote";
                 out->err_col = i;
@@ -140,7 +144,7 @@ int sl__csv_scan(const struct sl__csv_dialect *d, const char *p, size_t n, int a
     if (st != FIELD || nf > 0) {
         size_t end = n;
         if (st == CLOSED)
-            end = n - 1;
+            end = p[n - 1] == '\r' ? n - 2 : n - 1; /* at the closing quote */
         else if (st == PLAIN && end > start && p[end - 1] == '\r')
             end--;
         if (st == FIELD)
@@ -152,7 +156,7 @@ int sl__csv_scan(const struct sl__csv_dialect *d, const char *p, size_t n, int a
             f[nf].escaped = (uint8_t)escaped;
         }
         nf++;
-        if (st == PLAIN && out->len > 0 && p[out->len - 1] == '\r')
+        if (st != QUOTED && out->len > 0 && p[out->len - 1] == '\r')
             out->len--;
     }
     out->nf = nf;

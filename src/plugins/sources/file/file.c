@@ -373,12 +373,12 @@ static void leave_current(struct file_src *s)
     if (s->cur >= s->nfiles)
         return;
     struct entry *e = &s->files[s->cur];
-    struct stat st;
     e->offset = s->win.off;
     e->line = s->win.line;
     e->skip = s->win.skipping;
-    /* What the window left unread (a partial line) is not news until the file grows. */
-    e->seen_size = e->fd >= 0 && fstat(e->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    /* A partial line the window read is not news until the file grows past it. (Counting
+     * what was read, not the size now, so data appended meanwhile is not overlooked.) */
+    e->seen_size = s->win.off + (s->win.end - s->win.start);
     s->cur = NONE;
 }
 
