@@ -91,7 +91,10 @@ case "$SEED" in '' | *[!0-9]*) die "--seed $SEED: expected a non-negative intege
 case "$RUNS" in '' | *[!0-9]*) die "--runs $RUNS: expected a positive integer" ;; esac
 [ "$RUNS" -gt 0 ] || die "--runs must be at least 1"
 for name in ${ONLY//,/ }; do
-    case "$name" in sluice | jq | mlr | wc | cat) ;; *) die "--only: unknown candidate '$name'" ;; esac
+    case "$name" in
+    sluice | jq | mlr | wc | cat) ;;
+    *) die "--only: unknown candidate '$name'" ;;
+    esac
 done
 
 wanted() {

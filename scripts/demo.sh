@@ -65,4 +65,5 @@ say "Purchases in $PURCHASES"
 echo "$(wc -l <"$PURCHASES" | tr -d ' ') purchases; the first one:"
 head -n 1 "$PURCHASES"
 
-say "Done. Try: sqlite3 $DB 'SELECT * FROM click_events LIMIT 3' or edit examples/quickstart.yaml and run again."
+say "Done. Explore with: sqlite3 $DB 'SELECT * FROM click_events LIMIT 3'"
+echo "    or edit examples/quickstart.yaml and run 'make demo' again."

@@ -54,7 +54,10 @@ if [ -z "${SLUICE:-}" ]; then
     done
 fi
 SLUICE=${SLUICE:-sluice}
+# Tests change directories, so relative paths to the binaries are made absolute.
+case "$SLUICE" in /*) ;; */*) SLUICE=$(pwd)/$SLUICE ;; esac
 SLUICE_TOOLS=${SLUICE_TOOLS:-$(dirname "$SLUICE")}
+case "$SLUICE_TOOLS" in /*) ;; *) SLUICE_TOOLS=$(pwd)/$SLUICE_TOOLS ;; esac
 SLUICE_TEST_TIMEOUT=${SLUICE_TEST_TIMEOUT:-300}
 export SLUICE SLUICE_SRC SLUICE_TOOLS
 
@@ -178,7 +181,7 @@ assert_file_contains() {
 
 gen_clicks() {
     [ -x "$SLUICE_TOOLS/gen_clicks" ] ||
-        fail "no gen_clicks in SLUICE_TOOLS ($SLUICE_TOOLS); build it (make debug) or set SLUICE_TOOLS"
+        fail "no gen_clicks in SLUICE_TOOLS ($SLUICE_TOOLS); build it or set SLUICE_TOOLS"
     "$SLUICE_TOOLS/gen_clicks" "$@"
 }
 

@@ -600,6 +600,36 @@ static void t_sqlite_rejects(void)
     sink_close(&k);
 }
 
+/* Before the table exists, records without a usable key create nothing. */
+static void t_sqlite_no_table_from_keyless(void)
+{
+    struct sink k;
+    REQUIRE(sink_open(&k, &sl_sink_sqlite, "path: db9/w.db\ntable: t\nkey: k\nid_column: \"\"\n") ==
+            SL_OK);
+    static const char *const lines[] = {"{\"k\":null,\"v\":1}", "{\"v\":2}", "[]"};
+    struct sl_batch *b = make_batch(lines, N(lines), 0, "9", 1);
+    REQUIRE(b);
+    CHECK_INT(sink_write(&k, b), SL_OK);
+    CHECK_STR(b->recs[0].error, "key field \"k\" is null; not written");
+    CHECK_STR(b->recs[1].error, "record has no key field \"k\"; not written");
+    CHECK_STR(b->recs[2].error,
+              "record is a JSON array, not an object; the sqlite sink writes objects as rows");
+    sl_batch_unref(b);
+    sqlite3 *db = db_open("db9/w.db");
+    CHECK_STR(q(db, "SELECT count(*) FROM sqlite_master WHERE name = 't'"), "0\n");
+    CHECK_STR(q(db, "SELECT source, position, records FROM _sluice_checkpoints"), "clicks|9|0\n");
+    sqlite3_close(db);
+    /* The next batch with a key creates the table from its own fields. */
+    static const char *const l2[] = {"{\"v\":3,\"k\":7}"};
+    CHECK_INT(write_lines(&k, l2, 1, 0, "10", 2), SL_OK);
+    db = db_open("db9/w.db");
+    CHECK_STR(q(db, "SELECT name, type, pk FROM pragma_table_info('t')"),
+              "v|INTEGER|0\nk|INTEGER|1\n");
+    CHECK_STR(q(db, "SELECT v, k FROM t"), "3|7\n");
+    sqlite3_close(db);
+    sink_close(&k);
+}
+
 static void t_sqlite_checkpoints(void)
 {
     struct sink k;
@@ -903,6 +933,7 @@ int main(int argc, char **argv)
     RUN(t_sqlite_alter_and_upsert_by_id);
     RUN(t_sqlite_upsert_by_key);
     RUN(t_sqlite_rejects);
+    RUN(t_sqlite_no_table_from_keyless);
     RUN(t_sqlite_checkpoints);
     RUN(t_sqlite_existing_table);
     RUN(t_sqlite_config_errors);

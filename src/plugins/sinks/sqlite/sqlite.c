@@ -85,7 +85,7 @@ struct sq_newcol {
 /*
  * Invariants:
  *   1. cols[0..ncols) are the table's columns in table order, exactly as PRAGMA
- *      table_info reports them; table_exists iff ncols > 0.
+ *      table_info reports them; the table exists iff ncols > 0.
  *   2. slots maps the folded hash of each column name to its index + 1 (0 = empty).
  *   3. insert, when not NULL, names cols[0..ncols) in order: parameter i + 1 is column i.
  *   4. id_col / key_col index cols, or are -1 when that column does not exist (yet).
@@ -467,7 +467,6 @@ static uint8_t value_ctype(const struct sl_value *v)
 /* Collects the fields a batch needs that are not columns yet. */
 struct scan_ctx {
     struct sqlite_sink *s;
-    struct sl_arena *a;
     struct sq_newcol *nc;
     uint32_t n;
     int has_key;
@@ -506,7 +505,7 @@ static int scan_field(void *ctx, const char *key, size_t klen, const struct sl_v
 static sl_rc extend_schema(struct sqlite_sink *s, struct sl_batch *b, uint32_t from,
                            struct sl_error *err)
 {
-    struct scan_ctx c = {.s = s, .a = &b->arena};
+    struct scan_ctx c = {.s = s};
     struct sl_buf *q = &s->sql;
     sl_rc rc;
     c.nc = sl_arena_alloc(&b->arena, SQ_MAX_COLUMNS * sizeof *c.nc);
@@ -920,16 +919,20 @@ static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w
             extended = 1;
         }
         if (st == ROW_UNKNOWN) {
-            /* Only records without their key leave fields without columns. */
+            /* Only records without a usable key leave fields without columns. */
             struct sl_value kv;
-            if (!s->key || sl_record_get_key(r, s->key, strlen(s->key), &b->arena, &kv)) {
+            int has = s->key && sl_record_get_key(r, s->key, strlen(s->key), &b->arena, &kv);
+            if (!s->key || (has && kv.type != SL_V_NULL)) {
                 rc = sl_error_set(err, SL_ESTATE,
                                   "sink %s: %s:%u: a field of the record has no column in "
                                   "table %s after the schema was extended",
                                   s->name, origin, r->line, s->table);
                 return abort_batch(s, rc);
             }
-            snprintf(c.why, sizeof c.why, "record has no key field \"%s\"", s->key);
+            if (has)
+                snprintf(c.why, sizeof c.why, "key field \"%s\" is null", s->key);
+            else
+                snprintf(c.why, sizeof c.why, "record has no key field \"%s\"", s->key);
             st = ROW_REJECT;
         }
         if (st == ROW_REJECT) {
