@@ -51,11 +51,11 @@ say "Running: $SLUICE run examples/quickstart.yaml --once"
 if command -v sqlite3 >/dev/null 2>&1; then
     say "A few rows of click_events in $DB"
     sqlite3 -header -column "$DB" \
-        "SELECT event_id, ts, event_type, json_extract(device, '\$.os') AS os, amount_cents
+        "SELECT event_id, ts, user_id, event_type, json_extract(device, '\$.os') AS os, page
            FROM click_events ORDER BY event_id LIMIT 5;"
     echo
     sqlite3 -header -column "$DB" \
-        "SELECT event_type, count(*) AS events, sum(amount_cents) / 100.0 AS revenue
+        "SELECT event_type, count(*) AS events, round(sum(amount), 2) AS revenue
            FROM click_events GROUP BY event_type ORDER BY events DESC;"
 else
     say "sqlite3 is not installed (scripts/deps.sh installs it); skipping the table preview"

@@ -26,8 +26,13 @@
 #   assert_report_subset EXP ACT  every key in EXP has the same value in ACT (stages
 #                                 matched by name), e.g. to pin exact counts
 #   run_sluice ARGS...            run "$SLUICE" ARGS with a timeout; sets RUN_RC and the
-#                                 files RUN_STDOUT and RUN_STDERR; never fails by itself
+#                                 files RUN_STDOUT and RUN_STDERR; never fails by itself;
+#                                 stdin comes from the file $RUN_STDIN (default /dev/null)
 #   assert_rc WANT                RUN_RC is WANT, or fail showing the command's stderr
+#   start_sluice ARGS...          run "$SLUICE" ARGS in the background (for signal and
+#                                 crash tests); sets SLUICE_PID, output in RUN_STDOUT and
+#                                 RUN_STDERR; killed at exit if still running
+#   wait_for SECONDS CMD...       poll CMD every 50 ms until it succeeds, or fail
 #   assert_file_contains FILE TEXT
 #   gen_clicks ARGS...            run $SLUICE_TOOLS/gen_clicks (realistic click events)
 #
@@ -63,6 +68,7 @@ export SLUICE SLUICE_SRC SLUICE_TOOLS
 
 _SL_TEST_NAME=$(basename "${0:-test}")
 _SL_TMPDIRS=()
+_SL_BG_PIDS=()
 _SL_FAILED=0
 
 fail() {
@@ -77,7 +83,11 @@ note() {
 
 _sl_cleanup() {
     local rc=$?
-    local d
+    local d p
+    # Background runs a test left behind (it failed half-way) must not outlive it.
+    for p in "${_SL_BG_PIDS[@]+"${_SL_BG_PIDS[@]}"}"; do
+        kill -9 "$p" 2>/dev/null || true
+    done
     for d in "${_SL_TMPDIRS[@]+"${_SL_TMPDIRS[@]}"}"; do
         if [ "$rc" -ne 0 ] || [ "$_SL_FAILED" -ne 0 ] || [ "${KEEP_TMP:-0}" = 1 ]; then
             echo "$_SL_TEST_NAME: kept $d for inspection" >&2
@@ -152,11 +162,29 @@ run_sluice() {
     RUN_STDERR=$_SL_SCRATCH/run.stderr
     RUN_RC=0
     timeout --kill-after=10 "$SLUICE_TEST_TIMEOUT" "$SLUICE" "$@" \
-        >"$RUN_STDOUT" 2>"$RUN_STDERR" </dev/null || RUN_RC=$?
+        >"$RUN_STDOUT" 2>"$RUN_STDERR" <"${RUN_STDIN:-/dev/null}" || RUN_RC=$?
     if [ "$RUN_RC" -eq 124 ] || [ "$RUN_RC" -eq 137 ]; then
         echo "$_SL_TEST_NAME: sluice $* timed out after ${SLUICE_TEST_TIMEOUT}s" >&2
     fi
     return 0
+}
+
+start_sluice() {
+    RUN_STDOUT=$_SL_SCRATCH/bg.stdout
+    RUN_STDERR=$_SL_SCRATCH/bg.stderr
+    "$SLUICE" "$@" >"$RUN_STDOUT" 2>"$RUN_STDERR" </dev/null &
+    SLUICE_PID=$!
+    _SL_BG_PIDS+=("$SLUICE_PID")
+}
+
+wait_for() {
+    local secs=$1
+    shift
+    local deadline=$((SECONDS + secs))
+    until "$@"; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for: $*"
+        sleep 0.05
+    done
 }
 
 assert_rc() {

@@ -20,6 +20,7 @@
 #   expected/exit_code        optional: the exit status wanted (default 0)
 #   expected/stderr_contains  optional: strings (one per line) stderr must contain
 #   args                      optional: extra arguments for `sluice run`, one per line
+#   stdin                     optional: fed to the run's standard input (else /dev/null)
 #   same_as                   optional: a repository path (e.g. examples/quickstart.yaml)
 #                             that pipeline.yaml must be identical to, so a shipped
 #                             example is tested exactly as users get it
@@ -64,6 +65,8 @@ run_case() {
             [ -n "$line" ] && args+=("$line")
         done <args
     fi
+    local RUN_STDIN=/dev/null
+    [ -f stdin ] && RUN_STDIN=$dir/stdin
     run_sluice run pipeline.yaml --once --report report.json "${args[@]+"${args[@]}"}"
     cp "$RUN_STDOUT" run.stdout
     cp "$RUN_STDERR" run.stderr

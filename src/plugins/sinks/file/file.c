@@ -129,7 +129,7 @@ static sl_rc expand_path(const struct file_sink *s, time_t now, char *out, struc
     struct tm tm;
     char name[PATH_MAX];
     if (!gmtime_r(&now, &tm))
-        return sl_error_set(err, SL_EINVAL, "sink %s: the clock is out of range", s->name);
+        return sl_error_set(err, SL_EINVAL, "the clock is out of range");
         /* The template is the user's format string by design; check_template vetted it. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
@@ -137,17 +137,16 @@ static sl_rc expand_path(const struct file_sink *s, time_t now, char *out, struc
 #pragma GCC diagnostic pop
     if (n == 0)
         return sl_error_set(err, SL_ELIMIT,
-                            "sink %s: path template \"%s\" expands to nothing or to more than "
+                            "path template \"%s\" expands to nothing or to more than "
                             "%d bytes",
-                            s->name, s->tmpl, PATH_MAX - 1);
+                            s->tmpl, PATH_MAX - 1);
     int w;
     if (name[0] == '/' || !s->dir || !*s->dir)
         w = snprintf(out, PATH_MAX, "%s", name);
     else
         w = snprintf(out, PATH_MAX, "%s/%s", s->dir, name);
     if (w < 0 || w >= PATH_MAX)
-        return sl_error_set(err, SL_ELIMIT, "sink %s: output path %s/%s is too long", s->name,
-                            s->dir, name);
+        return sl_error_set(err, SL_ELIMIT, "output path %s/%s is too long", s->dir, name);
     return SL_OK;
 }
 
@@ -170,12 +169,12 @@ static sl_rc rotated_name(const char *base, unsigned index, char *out, struct sl
             w = snprintf(out, PATH_MAX, "%.*s.%u%s", (int)(dot - base), base, index, dot);
     }
     if (w < 0 || w >= PATH_MAX)
-        return sl_error_set(err, SL_ELIMIT, "file sink: rotated name of %s is too long", base);
+        return sl_error_set(err, SL_ELIMIT, "the rotated name of %s is too long", base);
     return SL_OK;
 }
 
 /* mkdir -p of the directory part of path. */
-static sl_rc make_parent_dirs(const char *sink, const char *path, struct sl_error *err)
+static sl_rc make_parent_dirs(const char *path, struct sl_error *err)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
@@ -187,23 +186,23 @@ static sl_rc make_parent_dirs(const char *sink, const char *path, struct sl_erro
     if (stat(dir, &st) == 0) {
         if (S_ISDIR(st.st_mode))
             return SL_OK;
-        return sl_error_set(err, SL_EIO, "sink %s: %s exists and is not a directory", sink, dir);
+        return sl_error_set(err, SL_EIO, "%s exists and is not a directory", dir);
     }
     for (char *p = dir + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
         if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-            return sl_error_sys(err, SL_EIO, errno, "sink %s: creating directory %s", sink, dir);
+            return sl_error_sys(err, SL_EIO, errno, "creating directory %s", dir);
         *p = '/';
     }
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return sl_error_sys(err, SL_EIO, errno, "sink %s: creating directory %s", sink, dir);
+        return sl_error_sys(err, SL_EIO, errno, "creating directory %s", dir);
     return SL_OK;
 }
 
 /* fsync the directory holding path, so a newly created entry survives a power loss. */
-static sl_rc sync_parent_dir(const char *sink, const char *path, struct sl_error *err)
+static sl_rc sync_parent_dir(const char *path, struct sl_error *err)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
@@ -216,13 +215,12 @@ static sl_rc sync_parent_dir(const char *sink, const char *path, struct sl_error
         *slash = '\0';
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
-        return sl_error_sys(err, SL_EIO, errno, "sink %s: opening directory %s to fsync it", sink,
-                            dir);
+        return sl_error_sys(err, SL_EIO, errno, "opening directory %s to fsync it", dir);
     int rc = fsync(dfd);
     int e = errno;
     close(dfd);
     if (rc != 0 && e != EINVAL) /* some file systems cannot sync directories */
-        return sl_error_sys(err, SL_EIO, e, "sink %s: fsync of directory %s", sink, dir);
+        return sl_error_sys(err, SL_EIO, e, "fsync of directory %s", dir);
     return SL_OK;
 }
 
@@ -240,8 +238,7 @@ static sl_rc trim_partial_line(struct file_sink *s, struct sl_error *err)
         if (r < 0 && errno == EINTR)
             continue;
         if (r != (ssize_t)n)
-            return sl_error_sys(err, SL_EIO, r < 0 ? errno : EIO, "sink %s: reading %s", s->name,
-                                s->cur);
+            return sl_error_sys(err, SL_EIO, r < 0 ? errno : EIO, "reading %s", s->cur);
         size_t i = n;
         while (i > 0 && chunk[i - 1] != '\n')
             i--;
@@ -258,7 +255,7 @@ static sl_rc trim_partial_line(struct file_sink *s, struct sl_error *err)
             "removed it",
             s->cur, (unsigned long long)(s->size - end));
     if (ftruncate(s->fd, (off_t)end) != 0)
-        return sl_error_sys(err, SL_EIO, errno, "sink %s: truncating %s", s->name, s->cur);
+        return sl_error_sys(err, SL_EIO, errno, "truncating %s", s->cur);
     s->size = end;
     return SL_OK;
 }
@@ -277,18 +274,18 @@ static sl_rc open_index(struct file_sink *s, unsigned index, struct sl_error *er
     }
     if (fd < 0)
         return sl_error_sys(err, SL_EIO, errno,
-                            "sink %s: opening %s for appending; check that its directory is "
+                            "opening %s for appending; check that its directory is "
                             "writable",
-                            s->name, s->cur);
+                            s->cur);
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        rc = sl_error_sys(err, SL_EIO, errno, "sink %s: fstat %s", s->name, s->cur);
+        rc = sl_error_sys(err, SL_EIO, errno, "fstat %s", s->cur);
         close(fd);
         return rc;
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return sl_error_set(err, SL_EIO, "sink %s: %s is not a regular file", s->name, s->cur);
+        return sl_error_set(err, SL_EIO, "%s is not a regular file", s->cur);
     }
     s->fd = fd;
     s->index = index;
@@ -311,7 +308,7 @@ static sl_rc switch_base(struct file_sink *s, const char *base, struct sl_error 
 {
     close_current(s);
     s->base[0] = '\0';
-    sl_rc rc = make_parent_dirs(s->name, base, err);
+    sl_rc rc = make_parent_dirs(base, err);
     if (rc)
         return rc;
     snprintf(s->base, sizeof s->base, "%s", base);
@@ -343,7 +340,7 @@ static sl_rc write_all(struct file_sink *s, const char *p, size_t n, struct sl_e
                 continue;
             int e = errno;
             return sl_error_sys(err, (e == ENOSPC || e == EDQUOT) ? SL_RETRY : SL_EIO, e,
-                                "sink %s: writing %s", s->name, s->cur);
+                                "writing %s", s->cur);
         }
         p += w;
         n -= (size_t)w;
@@ -358,9 +355,9 @@ static sl_rc sync_current(struct file_sink *s, struct sl_error *err)
         return SL_OK;
     if (fsync(s->fd) != 0)
         return sl_error_sys(err, SL_EIO, errno,
-                            "sink %s: fsync %s failed; the data of the last batch may not be "
+                            "fsync %s failed; the data of the last batch may not be "
                             "on disk, check the device",
-                            s->name, s->cur);
+                            s->cur);
     return SL_OK;
 }
 
@@ -374,9 +371,9 @@ static sl_rc rotate(struct file_sink *s, size_t n, struct sl_error *err)
         return rc;
     if (s->index + 1 >= FILE_MAX_ROTATIONS)
         return sl_error_set(err, SL_ELIMIT,
-                            "sink %s: %s reached %u rotated files; raise max_bytes or put a "
+                            "%s reached %u rotated files; raise max_bytes or put a "
                             "time in the path template",
-                            s->name, s->base, FILE_MAX_ROTATIONS);
+                            s->base, FILE_MAX_ROTATIONS);
     close_current(s);
     rc = open_index(s, s->index + 1, err);
     if (rc)
@@ -394,7 +391,7 @@ static sl_rc commit_batch(struct file_sink *s, struct sl_error *err)
 {
     sl_rc rc = sync_current(s, err);
     if (rc == SL_OK && s->created && s->do_fsync)
-        rc = sync_parent_dir(s->name, s->cur, err);
+        rc = sync_parent_dir(s->cur, err);
     if (rc == SL_OK)
         s->created = 0;
     return rc;
@@ -453,7 +450,7 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
 
     struct file_sink *s = sl_calloc(1, sizeof *s);
     if (!s)
-        return sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     s->name = ctx->name;
     s->fd = -1;
     s->do_fsync = do_fsync;
@@ -462,7 +459,7 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     s->tmpl = sl_strdup(tmpl);
     s->dir = sl_strdup(ctx->doc && ctx->doc->dir ? ctx->doc->dir : "");
     if (!s->tmpl || !s->dir) {
-        rc = sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+        rc = sl_error_set(err, SL_ENOMEM, "out of memory");
         goto fail;
     }
     /* Expanding once now turns a template that can never work into a config error. */
@@ -530,14 +527,14 @@ static sl_rc file_process(void *state, struct sl_batch *b, struct sl_worker *w,
         }
         if (rc == SL_ELIMIT) {
             rc = sl_error_set(err, SL_ELIMIT,
-                              "sink %s: record at %s:%u serializes to more than %zu MiB, the "
+                              "record at %s:%u serializes to more than %zu MiB, the "
                               "output buffer's limit; split the record upstream",
-                              s->name, origin, r->line, FILE_BUF_MAX >> 20);
+                              origin, r->line, FILE_BUF_MAX >> 20);
             goto fail;
         }
         if (rc) {
-            rc = sl_error_set(err, rc, "sink %s: serializing record at %s:%u: %s", s->name, origin,
-                              r->line, sl_strerror(rc));
+            rc = sl_error_set(err, rc, "serializing record at %s:%u: %s", origin, r->line,
+                              sl_strerror(rc));
             goto fail;
         }
         size_t line = s->out.len - mark;
@@ -562,9 +559,9 @@ fail:
         close_current(s);
         s->base[0] = '\0';
         sl_error_prefix(err,
-                        "sink %s: the failed batch could not be removed from %s (the file "
+                        "the failed batch could not be removed from %s (the file "
                         "may end with part of it); ",
-                        s->name, base);
+                        base);
         return rc == SL_RETRY ? SL_EIO : rc;
     }
     return rc;

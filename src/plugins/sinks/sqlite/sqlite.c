@@ -23,8 +23,10 @@
  * does. The insert statement names every column of the table, so a field a record lacks
  * is written as NULL and an upsert leaves the row equal to the newest record.
  *
- * Hot path. One prepared INSERT ... ON CONFLICT DO UPDATE is reused across batches and
- * rebuilt only when the column set changes. Each record is visited once with
+ * Hot path. Rows go 16 at a time through one prepared multi-row INSERT ... ON CONFLICT DO
+ * UPDATE (a third cheaper per row than one-row statements), reused across batches and
+ * rebuilt only when the column set changes; a one-row twin writes the rest of a batch and
+ * isolates a row that breaks a rule of the table. Each record is visited once with
  * sl_record_foreach; a field finds its column through a guess by field position (records
  * of a stream mostly share a layout) and a case-folded hash otherwise; strings are bound
  * straight from the batch arena or the input text with SQLITE_STATIC (they outlive the
@@ -62,6 +64,7 @@
 #define SQ_MAX_COLUMNS 1000            /* below SQLite's default 2000-column limit */
 #define SQ_SLOTS 2048                  /* hash slots: a power of two > 2 * SQ_MAX_COLUMNS */
 #define SQ_HINTS 256                   /* field positions whose column is guessed */
+#define SQ_GROUP 16                    /* rows per multi-row INSERT */
 #define SQ_JSON_MAX ((size_t)64 << 20) /* one object/array value as JSON */
 #define SQ_SQL_MAX ((size_t)16 << 20)  /* one statement's text */
 
@@ -87,10 +90,12 @@ struct sq_newcol {
  *   1. cols[0..ncols) are the table's columns in table order, exactly as PRAGMA
  *      table_info reports them; the table exists iff ncols > 0.
  *   2. slots maps the folded hash of each column name to its index + 1 (0 = empty).
- *   3. insert, when not NULL, names cols[0..ncols) in order: parameter i + 1 is column i.
+ *   3. insert, when not NULL, names cols[0..ncols) in order: parameter i + 1 is column i;
+ *      group is the same for SQ_GROUP rows: parameter j * ncols + i + 1 is column i of
+ *      row j.
  *   4. id_col / key_col index cols, or are -1 when that column does not exist (yet).
- *   5. Outside process(), no transaction is open and insert has no bindings that point
- *      into a batch.
+ *   5. Outside process(), no transaction is open and insert and group have no bindings
+ *      that point into a batch.
  */
 struct sqlite_sink {
     const char *name;     /* component name (outlives the state) */
@@ -100,8 +105,10 @@ struct sqlite_sink {
     char *path, *table, *key, *id_column; /* id_column NULL when switched off */
     const char *target;                   /* key or id_column: the conflict column */
     sqlite3 *db;
-    sqlite3_stmt *begin, *commit, *rollback, *ckpt_put, *ckpt_get, *insert;
-    int target_ok; /* the conflict column is known to have a unique index */
+    sqlite3_stmt *begin, *commit, *rollback, *ckpt_put, *ckpt_get;
+    sqlite3_stmt *insert; /* one row */
+    sqlite3_stmt *group;  /* SQ_GROUP rows; NULL exactly when insert is */
+    int target_ok;        /* the conflict column is known to have a unique index */
     struct sq_column *cols;
     uint32_t ncols;
     int32_t id_col, key_col;
@@ -109,10 +116,10 @@ struct sqlite_sink {
     uint32_t hint[SQ_HINTS];        /* field position -> column index + 1 */
     uint32_t bound[SQ_MAX_COLUMNS]; /* gen of the row that last bound the column */
     uint32_t gen;
-    int schema_stale;   /* a rollback undid DDL: read the columns again before writing */
-    char idbuf[33];     /* the current row's id, bound with SQLITE_STATIC */
-    struct sl_buf json; /* compact JSON of container values */
-    struct sl_buf sql;  /* statement text being built */
+    int schema_stale;             /* a rollback undid DDL: read the columns again before writing */
+    char idbuf[SQ_GROUP + 1][33]; /* ids bound with SQLITE_STATIC: group rows, then insert */
+    struct sl_buf json;           /* compact JSON of container values */
+    struct sl_buf sql;            /* statement text being built */
 };
 
 static const struct sl_option sqlite_options[] = {
@@ -212,18 +219,18 @@ static sl_rc db_error(struct sqlite_sink *s, int src, struct sl_error *err, cons
     int prim = src & 0xff;
     if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
         return sl_error_set(err, SL_RETRY,
-                            "sink %s: %s: database %s is locked by another connection "
+                            "%s: database %s is locked by another connection "
                             "(waited busy_timeout); the batch will be retried",
-                            s->name, what, s->path);
+                            what, s->path);
     if (prim == SQLITE_FULL)
         return sl_error_set(err, SL_RETRY,
-                            "sink %s: %s: the disk holding %s is full; free space and the batch "
+                            "%s: the disk holding %s is full; free space and the batch "
                             "will be retried",
-                            s->name, what, s->path);
+                            what, s->path);
     if (prim == SQLITE_NOMEM)
-        return sl_error_set(err, SL_ENOMEM, "sink %s: %s: out of memory", s->name, what);
-    return sl_error_set(err, SL_EDB, "sink %s: %s in %s (table %s): %s (SQLite error %d)", s->name,
-                        what, s->path, s->table, sqlite3_errmsg(s->db), ext);
+        return sl_error_set(err, SL_ENOMEM, "%s: out of memory", what);
+    return sl_error_set(err, SL_EDB, "%s in %s (table %s): %s (SQLite error %d)", what, s->path,
+                        s->table, sqlite3_errmsg(s->db), ext);
 }
 
 static sl_rc prepare(struct sqlite_sink *s, const char *sql, size_t n, sqlite3_stmt **st,
@@ -280,7 +287,8 @@ static sl_rc load_columns(struct sqlite_sink *s, struct sl_error *err)
     static const char q[] = "SELECT name FROM pragma_table_info(?1)";
     sqlite3_stmt *st;
     sqlite3_finalize(s->insert);
-    s->insert = NULL;
+    sqlite3_finalize(s->group);
+    s->insert = s->group = NULL;
     s->target_ok = 0;
     free_columns(s);
     sl_rc rc = prepare(s, q, sizeof q - 1, &st, err);
@@ -293,16 +301,16 @@ static sl_rc load_columns(struct sqlite_sink *s, struct sl_error *err)
         int n = sqlite3_column_bytes(st, 0);
         if (!name || s->ncols >= SQ_MAX_COLUMNS) {
             rc = name ? sl_error_set(err, SL_ELIMIT,
-                                     "sink %s: table %s has more than %d columns, more than "
+                                     "table %s has more than %d columns, more than "
                                      "this sink supports",
-                                     s->name, s->table, SQ_MAX_COLUMNS)
+                                     s->table, SQ_MAX_COLUMNS)
                       : SL_ENOMEM;
             goto out;
         }
         struct sq_column *c = &s->cols[s->ncols];
         c->name = sl_strndup(name, (size_t)n);
         if (!c->name) {
-            rc = sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", s->name);
+            rc = sl_error_set(err, SL_ENOMEM, "out of memory");
             goto out;
         }
         c->len = (uint32_t)n;
@@ -363,7 +371,7 @@ static sl_rc ensure_target_unique(struct sqlite_sink *s, struct sl_error *err)
             (rc = put_ident(q2, idx, strlen(idx))) || (rc = sl_buf_puts(q2, " ON ")) ||
             (rc = put_ident(q2, s->table, strlen(s->table))) || (rc = sl_buf_putc(q2, '(')) ||
             (rc = put_ident(q2, s->cols[tc].name, s->cols[tc].len)) || (rc = sl_buf_putc(q2, ')')))
-            return sl_error_set(err, rc, "sink %s: building SQL: %s", s->name, sl_strerror(rc));
+            return sl_error_set(err, rc, "building SQL: %s", sl_strerror(rc));
         rc = exec_sql(s, q2->data, q2->len, "creating a unique index on the conflict column", err);
         if (rc == SL_EDB)
             sl_error_prefix(err,
@@ -379,33 +387,28 @@ static sl_rc ensure_target_unique(struct sqlite_sink *s, struct sl_error *err)
     return SL_OK;
 }
 
-/* (Re)build the insert statement over cols[0..ncols) (invariant 3). */
-static sl_rc build_insert(struct sqlite_sink *s, struct sl_error *err)
+/* Append INSERT ... VALUES (rows tuples) ... ON CONFLICT ... for cols[0..ncols) to q. */
+static sl_rc insert_sql(struct sqlite_sink *s, int32_t tc, uint32_t rows, struct sl_buf *q)
 {
-    struct sl_buf *q = &s->sql;
     sl_rc rc;
-    sqlite3_finalize(s->insert);
-    s->insert = NULL;
-    int32_t tc = s->key ? s->key_col : s->id_col;
-    if (tc < 0)
-        return sl_error_set(err, SL_ESTATE, "sink %s: conflict column %s missing", s->name,
-                            s->target);
     sl_buf_clear(q);
     if ((rc = sl_buf_puts(q, "INSERT INTO ")) || (rc = put_ident(q, s->table, strlen(s->table))))
-        goto nomem;
+        return rc;
     for (uint32_t i = 0; i < s->ncols; i++)
         if ((rc = sl_buf_putc(q, i ? ',' : '(')) ||
             (rc = put_ident(q, s->cols[i].name, s->cols[i].len)))
-            goto nomem;
+            return rc;
     if ((rc = sl_buf_puts(q, ") VALUES")))
-        goto nomem;
-    for (uint32_t i = 0; i < s->ncols; i++)
-        if ((rc = sl_buf_printf(q, "%s?%u", i ? "," : "(", i + 1)))
-            goto nomem;
+        return rc;
+    for (uint32_t j = 0; j < rows; j++) {
+        for (uint32_t i = 0; i < s->ncols; i++)
+            if ((rc = sl_buf_printf(q, "%s?%u", i ? "," : j ? "),(" : "(", j * s->ncols + i + 1)))
+                return rc;
+    }
     if ((rc = sl_buf_puts(q, ") ON CONFLICT(")) ||
         (rc = put_ident(q, s->cols[tc].name, s->cols[tc].len)) ||
         (rc = sl_buf_puts(q, s->ncols > 1 ? ") DO UPDATE SET " : ") DO NOTHING")))
-        goto nomem;
+        return rc;
     int first = 1;
     for (uint32_t i = 0; i < s->ncols; i++) {
         if ((int32_t)i == tc)
@@ -414,13 +417,41 @@ static sl_rc build_insert(struct sqlite_sink *s, struct sl_error *err)
             (rc = put_ident(q, s->cols[i].name, s->cols[i].len)) ||
             (rc = sl_buf_puts(q, "=excluded.")) ||
             (rc = put_ident(q, s->cols[i].name, s->cols[i].len)))
-            goto nomem;
+            return rc;
         first = 0;
     }
-    return prepare(s, q->data, q->len, &s->insert, err);
+    return SL_OK;
+}
+
+/*
+ * (Re)build the insert statements over cols[0..ncols) (invariant 3). Rows go in groups of
+ * SQ_GROUP through one statement because that saves a third of SQLite's per-row work.
+ */
+static sl_rc build_insert(struct sqlite_sink *s, struct sl_error *err)
+{
+    sl_rc rc;
+    sqlite3_finalize(s->insert);
+    sqlite3_finalize(s->group);
+    s->insert = s->group = NULL;
+    int32_t tc = s->key ? s->key_col : s->id_col;
+    if (tc < 0)
+        return sl_error_set(err, SL_ESTATE, "conflict column %s missing", s->target);
+    if ((rc = insert_sql(s, tc, 1, &s->sql)))
+        goto nomem;
+    if ((rc = prepare(s, s->sql.data, s->sql.len, &s->insert, err)))
+        return rc;
+    if ((rc = insert_sql(s, tc, SQ_GROUP, &s->sql)))
+        goto nomem;
+    if ((rc = prepare(s, s->sql.data, s->sql.len, &s->group, err))) {
+        sqlite3_finalize(s->insert);
+        s->insert = NULL;
+        return rc;
+    }
+    return SL_OK;
 nomem:
-    return sl_error_set(err, rc, "sink %s: building the insert statement: %s", s->name,
-                        sl_strerror(rc));
+    sqlite3_finalize(s->insert);
+    s->insert = NULL;
+    return sl_error_set(err, rc, "building the insert statement: %s", sl_strerror(rc));
 }
 
 enum num_kind { NUM_INT64, NUM_DOUBLE, NUM_BIGINT };
@@ -488,7 +519,8 @@ static int scan_field(void *ctx, const char *key, size_t klen, const struct sl_v
             return 0;
         }
     }
-    if (s->ncols + c->n + 1 >= SQ_MAX_COLUMNS)
+    /* Room is kept for the id column when it is still to be added. */
+    if (s->ncols + c->n + (s->id_column && s->id_col < 0) >= SQ_MAX_COLUMNS)
         return 0; /* over the column limit: such records are rejected when written */
     c->nc[c->n].name = key;
     c->nc[c->n].len = (uint32_t)klen;
@@ -510,7 +542,7 @@ static sl_rc extend_schema(struct sqlite_sink *s, struct sl_batch *b, uint32_t f
     sl_rc rc;
     c.nc = sl_arena_alloc(&b->arena, SQ_MAX_COLUMNS * sizeof *c.nc);
     if (!c.nc)
-        return sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", s->name);
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     for (uint32_t i = from; i < b->n; i++) {
         struct sl_record *r = &b->recs[i];
         if ((r->flags & (SL_REC_DROPPED | SL_REC_BAD)) || !(r->flags & SL_REC_PARSED))
@@ -581,7 +613,7 @@ static sl_rc extend_schema(struct sqlite_sink *s, struct sl_batch *b, uint32_t f
         return SL_OK; /* no conflict column yet: every record so far lacks the key */
     return build_insert(s, err);
 nomem:
-    return sl_error_set(err, rc, "sink %s: building SQL: %s", s->name, sl_strerror(rc));
+    return sl_error_set(err, rc, "building SQL: %s", sl_strerror(rc));
 }
 
 /* ---- rows --------------------------------------------------------------------------- */
@@ -590,10 +622,12 @@ enum row_status { ROW_OK = 0, ROW_UNKNOWN, ROW_REJECT, ROW_FAIL };
 
 struct row_ctx {
     struct sqlite_sink *s;
-    uint32_t pos;  /* position of the field in the record */
-    int status;    /* enum row_status */
-    sl_rc rc;      /* ROW_FAIL */
-    char why[300]; /* ROW_REJECT */
+    sqlite3_stmt *st; /* insert or group */
+    int base;         /* parameter offset of the row in st */
+    uint32_t pos;     /* position of the field in the record */
+    int status;       /* enum row_status */
+    sl_rc rc;         /* ROW_FAIL */
+    char why[300];    /* ROW_REJECT */
 };
 
 /* Append v as compact JSON: tape-backed containers are walked token by token. */
@@ -669,7 +703,7 @@ static int bind_value(struct row_ctx *c, int param, const char *key, size_t klen
                       const struct sl_value *v)
 {
     struct sqlite_sink *s = c->s;
-    sqlite3_stmt *st = s->insert;
+    sqlite3_stmt *st = c->st;
     int src;
     int64_t i;
     switch (v->type) {
@@ -744,7 +778,7 @@ static int row_field(void *ctx, const char *key, size_t klen, const struct sl_va
                          "can hold",
                          (int)(klen > 64 ? 64 : klen), key);
                 c->status = ROW_REJECT;
-            } else if (s->ncols + 1 >= SQ_MAX_COLUMNS) {
+            } else if (s->ncols >= SQ_MAX_COLUMNS) {
                 snprintf(c->why, sizeof c->why,
                          "field \"%.*s\" would be column %d of table %s; the limit is %d",
                          (int)(klen > 64 ? 64 : klen), key, (int)s->ncols + 1, s->table,
@@ -777,7 +811,7 @@ static int row_field(void *ctx, const char *key, size_t klen, const struct sl_va
         c->status = ROW_REJECT;
         return 1;
     }
-    return bind_value(c, col + 1, key, klen, v);
+    return bind_value(c, c->base + col + 1, key, klen, v);
 }
 
 static const char *root_type_name(const struct sl_record *r)
@@ -790,26 +824,28 @@ static const char *root_type_name(const struct sl_record *r)
 }
 
 /*
- * Write record r (a parsed object) with the insert statement. Returns ROW_OK (written),
- * ROW_REJECT (c->why says why; not written), ROW_UNKNOWN (a field has no column yet, or
- * there is no statement yet), or ROW_FAIL with c->rc and, for SQLite, *step_rc.
+ * Bind record r (a parsed object) as row `row` of st (insert or group). Returns ROW_OK,
+ * ROW_REJECT (c->why says why), ROW_UNKNOWN (a field has no column yet, or there is no
+ * statement yet), or ROW_FAIL with c->rc.
  */
-static int write_row(struct sqlite_sink *s, struct sl_batch *b, struct sl_record *r,
-                     struct row_ctx *c, int *step_rc)
+static int bind_row(struct sqlite_sink *s, struct sl_batch *b, struct sl_record *r,
+                    struct row_ctx *c, sqlite3_stmt *st, uint32_t row)
 {
+    c->st = st;
+    c->base = (int)(row * s->ncols);
     c->pos = 0;
     c->status = ROW_OK;
     c->rc = SL_OK;
-    *step_rc = SQLITE_OK;
-    if (!s->insert)
+    if (!st)
         return ROW_UNKNOWN;
     if (++s->gen == 0) {
         memset(s->bound, 0, sizeof s->bound);
         s->gen = 1;
     }
     if (s->id_col >= 0) {
-        sl_record_id_format(r->id, s->idbuf);
-        sqlite3_bind_text(s->insert, s->id_col + 1, s->idbuf, 32, SQLITE_STATIC);
+        char *id = s->idbuf[st == s->group ? row : SQ_GROUP];
+        sl_record_id_format(r->id, id);
+        sqlite3_bind_text(st, c->base + s->id_col + 1, id, 32, SQLITE_STATIC);
         s->bound[s->id_col] = s->gen;
     }
     sl_rc rc = sl_record_foreach(r, &b->arena, row_field, c);
@@ -825,25 +861,43 @@ static int write_row(struct sqlite_sink *s, struct sl_batch *b, struct sl_record
     }
     for (uint32_t i = 0; i < s->ncols; i++)
         if (s->bound[i] != s->gen)
-            sqlite3_bind_null(s->insert, (int)i + 1);
-    int src = sqlite3_step(s->insert);
+            sqlite3_bind_null(st, c->base + (int)i + 1);
+    return ROW_OK;
+}
+
+/* The step of a bound statement: ROW_OK, ROW_REJECT (a rule of the table) or ROW_FAIL. */
+static int step_rows(struct sqlite_sink *s, sqlite3_stmt *st, struct row_ctx *c, int *step_rc)
+{
+    int src = sqlite3_step(st);
+    *step_rc = SQLITE_OK;
     if (src == SQLITE_DONE) {
-        sqlite3_reset(s->insert);
+        sqlite3_reset(st);
         return ROW_OK;
     }
     int prim = src & 0xff;
     if (prim == SQLITE_CONSTRAINT || prim == SQLITE_MISMATCH || prim == SQLITE_TOOBIG ||
         prim == SQLITE_RANGE) {
-        /* The row broke a rule of the table: only this statement was undone. */
+        /* A row broke a rule of the table: only this statement was undone. */
         snprintf(c->why, sizeof c->why, "table %s refused the row: %s", s->table,
                  sqlite3_errmsg(s->db));
-        sqlite3_reset(s->insert);
+        sqlite3_reset(st);
         return ROW_REJECT;
     }
     *step_rc = src;
     c->rc = SL_EDB;
-    sqlite3_reset(s->insert);
+    sqlite3_reset(st);
     return ROW_FAIL;
+}
+
+/* Write record r alone with the one-row statement (statuses as bind_row and step_rows). */
+static int write_row(struct sqlite_sink *s, struct sl_batch *b, struct sl_record *r,
+                     struct row_ctx *c, int *step_rc)
+{
+    *step_rc = SQLITE_OK;
+    int st = bind_row(s, b, r, c, s->insert, 0);
+    if (st != ROW_OK)
+        return st;
+    return step_rows(s, s->insert, c, step_rc);
 }
 
 /* End a failed batch: roll back, forget the schema (its DDL was undone too). */
@@ -852,6 +906,8 @@ static sl_rc abort_batch(struct sqlite_sink *s, sl_rc rc)
     if (s->insert) {
         sqlite3_reset(s->insert);
         sqlite3_clear_bindings(s->insert);
+        sqlite3_reset(s->group);
+        sqlite3_clear_bindings(s->group);
     }
     if (!sqlite3_get_autocommit(s->db)) {
         int src = sqlite3_step(s->rollback);
@@ -861,8 +917,83 @@ static sl_rc abort_batch(struct sqlite_sink *s, sl_rc rc)
                     sqlite3_errmsg(s->db));
     }
     sqlite3_finalize(s->insert);
-    s->insert = NULL;
+    sqlite3_finalize(s->group);
+    s->insert = s->group = NULL;
     s->schema_stale = 1;
+    return rc;
+}
+
+/*
+ * Write record b->recs[i] alone, growing the schema when it needs a column that does not
+ * exist yet. Rejections mark the record; SL_OK unless the batch must be aborted.
+ */
+static sl_rc write_one(struct sqlite_sink *s, struct sl_batch *b, uint32_t i, struct row_ctx *c,
+                       int64_t *written, struct sl_error *err)
+{
+    struct sl_record *r = &b->recs[i];
+    const char *origin = b->origin ? b->origin : "(input)";
+    int extended = 0, step_rc, st;
+    sl_rc rc;
+    while ((st = write_row(s, b, r, c, &step_rc)) == ROW_UNKNOWN && !extended) {
+        if ((rc = extend_schema(s, b, i, err)))
+            return rc;
+        extended = 1;
+    }
+    if (st == ROW_UNKNOWN) {
+        /* Only records without a usable key leave fields without columns. */
+        struct sl_value kv;
+        int has = s->key && sl_record_get_key(r, s->key, strlen(s->key), &b->arena, &kv);
+        if (!s->key || (has && kv.type != SL_V_NULL))
+            return sl_error_set(err, SL_ESTATE,
+                                "%s:%u: a field of the record has no column in table %s "
+                                "after the schema was extended",
+                                origin, r->line, s->table);
+        if (has)
+            snprintf(c->why, sizeof c->why, "key field \"%s\" is null", s->key);
+        else
+            snprintf(c->why, sizeof c->why, "record has no key field \"%s\"", s->key);
+        st = ROW_REJECT;
+    }
+    if (st == ROW_REJECT) {
+        sl_record_reject(b, r, s->name, "%s; not written", c->why);
+        return SL_OK;
+    }
+    if (st == ROW_FAIL) {
+        if (step_rc != SQLITE_OK)
+            return db_error(s, step_rc, err, "writing a row");
+        return sl_error_set(err, c->rc, "%s:%u: writing the record: %s", origin, r->line,
+                            sl_strerror(c->rc));
+    }
+    (*written)++;
+    return SL_OK;
+}
+
+/*
+ * Write the records bound into the group statement (their indexes in idx[0..*n)). A full
+ * group is one step; when a row in it breaks a rule of the table, or the group is not
+ * full (end of batch, schema change ahead), the records are written one by one instead,
+ * which finds and rejects the offending ones.
+ */
+static sl_rc flush_group(struct sqlite_sink *s, struct sl_batch *b, const uint32_t *idx,
+                         uint32_t *n, struct row_ctx *c, int64_t *written, struct sl_error *err)
+{
+    int step_rc;
+    sl_rc rc = SL_OK;
+    if (*n == SQ_GROUP) {
+        int st = step_rows(s, s->group, c, &step_rc);
+        if (st == ROW_OK) {
+            *written += *n;
+            *n = 0;
+            return SL_OK;
+        }
+        if (st == ROW_FAIL) {
+            *n = 0;
+            return db_error(s, step_rc, err, "writing rows");
+        }
+    }
+    for (uint32_t k = 0; k < *n && rc == SL_OK; k++)
+        rc = write_one(s, b, idx[k], c, written, err);
+    *n = 0;
     return rc;
 }
 
@@ -878,8 +1009,7 @@ static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w
 
     if (b->position) {
         if (b->source >= s->nsources || !s->source_names || !s->source_names[b->source])
-            return sl_error_set(err, SL_ESTATE, "sink %s: batch from unknown source #%u", s->name,
-                                b->source);
+            return sl_error_set(err, SL_ESTATE, "batch from unknown source #%u", b->source);
         source = s->source_names[b->source];
     }
     if (sl_batch_live(b) == 0 && !source)
@@ -892,6 +1022,7 @@ static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w
     if ((rc = step_done(s, s->begin, "starting the batch's transaction", err)))
         return rc;
 
+    uint32_t idx[SQ_GROUP], ng = 0;
     for (uint32_t i = 0; i < b->n; i++) {
         struct sl_record *r = &b->recs[i];
         if (r->flags & (SL_REC_DROPPED | SL_REC_BAD))
@@ -912,42 +1043,31 @@ static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w
                              root_type_name(r));
             continue;
         }
-        int extended = 0, step_rc, st;
-        while ((st = write_row(s, b, r, &c, &step_rc)) == ROW_UNKNOWN && !extended) {
-            if ((rc = extend_schema(s, b, i, err)))
-                return abort_batch(s, rc);
-            extended = 1;
-        }
-        if (st == ROW_UNKNOWN) {
-            /* Only records without a usable key leave fields without columns. */
-            struct sl_value kv;
-            int has = s->key && sl_record_get_key(r, s->key, strlen(s->key), &b->arena, &kv);
-            if (!s->key || (has && kv.type != SL_V_NULL)) {
-                rc = sl_error_set(err, SL_ESTATE,
-                                  "sink %s: %s:%u: a field of the record has no column in "
-                                  "table %s after the schema was extended",
-                                  s->name, origin, r->line, s->table);
+        if (s->group) {
+            int st = bind_row(s, b, r, &c, s->group, ng);
+            if (st == ROW_OK) {
+                idx[ng++] = i;
+                if (ng == SQ_GROUP && (rc = flush_group(s, b, idx, &ng, &c, &written, err)))
+                    return abort_batch(s, rc);
+                continue;
+            }
+            if (st == ROW_REJECT) {
+                sl_record_reject(b, r, s->name, "%s; not written", c.why);
+                continue;
+            }
+            if (st == ROW_FAIL) {
+                rc = sl_error_set(err, c.rc, "%s:%u: writing the record: %s", origin, r->line,
+                                  sl_strerror(c.rc));
                 return abort_batch(s, rc);
             }
-            if (has)
-                snprintf(c.why, sizeof c.why, "key field \"%s\" is null", s->key);
-            else
-                snprintf(c.why, sizeof c.why, "record has no key field \"%s\"", s->key);
-            st = ROW_REJECT;
+            /* ROW_UNKNOWN: the schema grows, and the statements with it. */
         }
-        if (st == ROW_REJECT) {
-            sl_record_reject(b, r, s->name, "%s; not written", c.why);
-        } else if (st == ROW_FAIL) {
-            if (step_rc != SQLITE_OK)
-                rc = db_error(s, step_rc, err, "writing a row");
-            else
-                rc = sl_error_set(err, c.rc, "sink %s: %s:%u: writing the record: %s", s->name,
-                                  origin, r->line, sl_strerror(c.rc));
+        if ((rc = flush_group(s, b, idx, &ng, &c, &written, err)) ||
+            (rc = write_one(s, b, i, &c, &written, err)))
             return abort_batch(s, rc);
-        } else {
-            written++;
-        }
     }
+    if ((rc = flush_group(s, b, idx, &ng, &c, &written, err)))
+        return abort_batch(s, rc);
 
     if (source) {
         sqlite3_stmt *cp = s->ckpt_put;
@@ -963,8 +1083,10 @@ static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w
     }
     if ((rc = step_done(s, s->commit, "committing the batch", err)))
         return abort_batch(s, rc);
-    if (s->insert)
-        sqlite3_clear_bindings(s->insert); /* invariant 5: nothing points into b */
+    if (s->insert) { /* invariant 5: nothing points into b */
+        sqlite3_clear_bindings(s->insert);
+        sqlite3_clear_bindings(s->group);
+    }
     return SL_OK;
 }
 
@@ -984,7 +1106,7 @@ static sl_rc sqlite_committed(void *state, const char *source, char **position,
         if (p) {
             *position = sl_strdup(p);
             if (!*position)
-                rc = sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", s->name);
+                rc = sl_error_set(err, SL_ENOMEM, "out of memory");
         }
     } else if (src != SQLITE_DONE) {
         rc = db_error(s, src, err, "reading the checkpoint");
@@ -1005,6 +1127,7 @@ static void sqlite_close(void *state)
     sqlite3_finalize(s->ckpt_put);
     sqlite3_finalize(s->ckpt_get);
     sqlite3_finalize(s->insert);
+    sqlite3_finalize(s->group);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         sl_warn(s->name, "closing %s: %s", s->path, sqlite3_errmsg(s->db));
     free_columns(s);
@@ -1019,11 +1142,11 @@ static void sqlite_close(void *state)
 }
 
 /* mkdir -p of the directory part of path (a database's directory may not exist yet). */
-static sl_rc make_parent_dirs(const char *sink, const char *path, struct sl_error *err)
+static sl_rc make_parent_dirs(const char *path, struct sl_error *err)
 {
     char dir[PATH_MAX];
     if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
-        return sl_error_set(err, SL_ELIMIT, "sink %s: path %s is too long", sink, path);
+        return sl_error_set(err, SL_ELIMIT, "path %s is too long", path);
     char *slash = strrchr(dir, '/');
     if (!slash || slash == dir)
         return SL_OK;
@@ -1034,14 +1157,14 @@ static sl_rc make_parent_dirs(const char *sink, const char *path, struct sl_erro
         char saved = *p;
         *p = '\0';
         if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-            return sl_error_sys(err, SL_EIO, errno, "sink %s: creating directory %s", sink, dir);
+            return sl_error_sys(err, SL_EIO, errno, "creating directory %s", dir);
         *p = saved;
         if (!saved)
             break;
     }
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return sl_error_set(err, SL_EIO, "sink %s: %s exists and is not a directory", sink, dir);
+        return sl_error_set(err, SL_EIO, "%s exists and is not a directory", dir);
     return SL_OK;
 }
 
@@ -1058,16 +1181,16 @@ static sl_rc open_db(struct sqlite_sink *s, int sync_full, uint64_t busy_ms, str
         " records = records + excluded.records, updated_at = excluded.updated_at";
     static const char ckpt_get[] = "SELECT position FROM _sluice_checkpoints"
                                    " WHERE pipeline = ?1 AND sink = ?2 AND source = ?3";
-    sl_rc rc = make_parent_dirs(s->name, s->path, err);
+    sl_rc rc = make_parent_dirs(s->path, err);
     if (rc)
         return rc;
     int src = sqlite3_open_v2(
         s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
         return sl_error_set(err, SL_EDB,
-                            "sink %s: cannot open database %s: %s; check the path and that "
+                            "cannot open database %s: %s; check the path and that "
                             "its directory is writable",
-                            s->name, s->path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+                            s->path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, busy_ms > INT_MAX ? INT_MAX : (int)busy_ms);
@@ -1158,7 +1281,7 @@ static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct s
 
     struct sqlite_sink *s = sl_calloc(1, sizeof *s);
     if (!s)
-        return sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     s->name = ctx->name;
     s->pipeline = ctx->pipeline ? ctx->pipeline : "";
     s->source_names = ctx->source_names;
@@ -1172,7 +1295,7 @@ static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct s
     s->key = key ? sl_strdup(key) : NULL;
     s->id_column = *id_column ? sl_strdup(id_column) : NULL;
     if (!s->cols || !s->path || !s->table || (key && !s->key) || (*id_column && !s->id_column)) {
-        rc = sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+        rc = sl_error_set(err, SL_ENOMEM, "out of memory");
         goto fail;
     }
     s->target = s->key ? s->key : s->id_column;

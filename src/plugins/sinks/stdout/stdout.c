@@ -62,11 +62,11 @@ static sl_rc write_all(struct stdout_sink *s, const char *p, size_t n, struct sl
                 continue;
             if (errno == EPIPE)
                 return sl_error_set(err, SL_EIO,
-                                    "sink %s: standard output was closed by its reader "
+                                    "standard output was closed by its reader "
                                     "(EPIPE); %zu bytes of this batch were not written; keep "
                                     "the reading process running until sluice exits",
-                                    s->name, n);
-            return sl_error_sys(err, SL_EIO, errno, "sink %s: writing to standard output", s->name);
+                                    n);
+            return sl_error_sys(err, SL_EIO, errno, "writing to standard output");
         }
         p += w;
         n -= (size_t)w;
@@ -106,7 +106,7 @@ static sl_rc stdout_init(const struct sl_plugin_ctx *ctx, void **state, struct s
                             ctx->name, format);
     struct stdout_sink *s = sl_calloc(1, sizeof *s);
     if (!s)
-        return sl_error_set(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     s->name = ctx->name;
     s->fd = STDOUT_FILENO;
     sl_buf_init(&s->out, STDOUT_BUF_MAX);
@@ -134,14 +134,13 @@ static sl_rc stdout_process(void *state, struct sl_batch *b, struct sl_worker *w
         }
         if (rc == SL_ELIMIT) {
             rc = sl_error_set(err, SL_ELIMIT,
-                              "sink %s: record at %s:%u serializes to more than %zu MiB, the "
+                              "record at %s:%u serializes to more than %zu MiB, the "
                               "output buffer's limit; split the record upstream",
-                              s->name, b->origin ? b->origin : "(input)", r->line,
-                              STDOUT_BUF_MAX >> 20);
+                              b->origin ? b->origin : "(input)", r->line, STDOUT_BUF_MAX >> 20);
             goto out;
         }
         if (rc) {
-            rc = sl_error_set(err, rc, "sink %s: serializing record at %s:%u: %s", s->name,
+            rc = sl_error_set(err, rc, "serializing record at %s:%u: %s",
                               b->origin ? b->origin : "(input)", r->line, sl_strerror(rc));
             goto out;
         }

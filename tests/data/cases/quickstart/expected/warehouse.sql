@@ -1,4 +1,5 @@
 SELECT event_id, ts, user_id, event_type, page, json_extract(device, '$.os'),
-       CAST(amount_cents AS INTEGER),
-       (SELECT count(*) FROM pragma_table_info('click_events') WHERE name = 'referrer')
+       CASE WHEN amount IS NULL THEN 'NULL' ELSE printf('%.2f', amount) END,
+       (SELECT count(*) FROM pragma_table_info('click_events')
+         WHERE name IN ('referrer', 'amount_cents'))
 FROM click_events ORDER BY event_id;
