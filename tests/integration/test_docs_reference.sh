@@ -10,6 +10,8 @@ fi
 # Every plugin in the registry has a section.
 for p in "source file" "source stdin" "transform filter" "transform map" "transform route" \
          "sink stdout" "sink file" "sink sqlite"; do
-    grep -qi "$p" "$SLUICE_SRC/docs/configuration.md" || { echo "FAIL: no section for $p" >&2; exit 1; }
+    heading="### ${p% *} \`${p#* }\`"
+    grep -qxF "$heading" "$SLUICE_SRC/docs/configuration.md" \
+        || { echo "FAIL: no section \"$heading\"" >&2; exit 1; }
 done
 echo "docs reference: ok"
