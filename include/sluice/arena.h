@@ -64,6 +64,7 @@ char *sl_arena_strndup(struct sl_arena *a, const char *s, size_t n);
 char *sl_arena_strdup(struct sl_arena *a, const char *s);
 
 /* printf into the arena; NULL on allocation failure. */
-char *sl_arena_printf(struct sl_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *sl_arena_printf(struct sl_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -67,6 +67,9 @@ sl_rc sl_buf_printf(struct sl_buf *b, const char *fmt, ...) __attribute__((forma
 /* Ensure data is NUL-terminated after len (the NUL is not counted in len). */
 sl_rc sl_buf_cstr(struct sl_buf *b);
 
-static inline void sl_buf_clear(struct sl_buf *b) { b->len = 0; }
+static inline void sl_buf_clear(struct sl_buf *b)
+{
+    b->len = 0;
+}
 
 #endif

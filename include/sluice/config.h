@@ -35,7 +35,7 @@ struct sl_cfg_pair {
 
 struct sl_cfg_node {
     enum sl_cfg_kind kind;
-    const char *file; /* path as given to sl_cfg_load */
+    const char *file;   /* path as given to sl_cfg_load */
     unsigned line, col; /* 1-based position of the node's first character */
     const char *str;    /* SCALAR: value after substitution, NUL-terminated */
     int quoted;         /* SCALAR: written in quotes (so "null"/"true" are strings) */
@@ -94,11 +94,11 @@ sl_rc sl_cfg_get_bool(const struct sl_cfg_node *map, const char *key, int def, i
 sl_rc sl_cfg_get_duration(const struct sl_cfg_node *map, const char *key, uint64_t def_ms,
                           uint64_t *out_ms, struct sl_error *err);
 /* Sizes: 512, 64KiB, 256MiB, 1GiB, also KB/MB/GB (powers of 1000) and B. */
-sl_rc sl_cfg_get_size(const struct sl_cfg_node *map, const char *key, uint64_t def,
-                      uint64_t *out, struct sl_error *err);
+sl_rc sl_cfg_get_size(const struct sl_cfg_node *map, const char *key, uint64_t def, uint64_t *out,
+                      struct sl_error *err);
 /* A path resolved against doc->dir when relative; allocated in doc's arena. */
-sl_rc sl_cfg_get_path(const struct sl_cfg_doc *doc, const struct sl_cfg_node *map,
-                      const char *key, const char *def, const char **out, struct sl_error *err);
+sl_rc sl_cfg_get_path(const struct sl_cfg_doc *doc, const struct sl_cfg_node *map, const char *key,
+                      const char *def, const char **out, struct sl_error *err);
 
 /* Parse helpers used by the getters (and the CLI). 0 on success, -1 when malformed. */
 int sl_parse_duration(const char *s, uint64_t *ms);

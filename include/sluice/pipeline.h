@@ -19,9 +19,9 @@
 #include "sluice/rc.h"
 
 struct sl_input {
-    const char *text;  /* as written: "split.purchases" */
-    uint32_t comp;     /* index into pipeline->comp of the producing component */
-    uint32_t output;   /* output index of the producer (0 unless it has named outputs) */
+    const char *text; /* as written: "split.purchases" */
+    uint32_t comp;    /* index into pipeline->comp of the producing component */
+    uint32_t output;  /* output index of the producer (0 unless it has named outputs) */
 };
 
 struct sl_component {
@@ -31,7 +31,7 @@ struct sl_component {
     const struct sl_cfg_node *node; /* the component's map */
     struct sl_input *inputs;
     size_t ninputs;
-    unsigned workers; /* transforms: parallel workers (default 1) */
+    unsigned workers;     /* transforms: parallel workers (default 1) */
     const char **outputs; /* named outputs (route), then "_unmatched"; NULL otherwise */
     size_t noutputs;      /* 1 for ordinary components */
 };

@@ -70,17 +70,17 @@ struct sl_worker {
 
 /* What init gets. Everything here outlives the plugin's state. */
 struct sl_plugin_ctx {
-    const char *pipeline;               /* pipeline name */
-    const char *name;                   /* component name */
-    const struct sl_cfg_doc *doc;       /* for sl_cfg_get_path and errors */
-    const struct sl_cfg_node *node;     /* the component's own map */
-    const char *state_dir;              /* absolute; exists */
-    int once;                           /* run --once: sources stop when exhausted */
-    int exactly_once;                   /* delivery mode */
-    uint32_t index;                     /* sources: index stamped on their batches */
+    const char *pipeline;                 /* pipeline name */
+    const char *name;                     /* component name */
+    const struct sl_cfg_doc *doc;         /* for sl_cfg_get_path and errors */
+    const struct sl_cfg_node *node;       /* the component's own map */
+    const char *state_dir;                /* absolute; exists */
+    int once;                             /* run --once: sources stop when exhausted */
+    int exactly_once;                     /* delivery mode */
+    uint32_t index;                       /* sources: index stamped on their batches */
     const struct sl_batch_limits *limits; /* sources: batch limits */
-    uint32_t max_depth;                 /* JSON nesting limit */
-    const char *const *source_names;    /* by source index (sinks map batch->source) */
+    uint32_t max_depth;                   /* JSON nesting limit */
+    const char *const *source_names;      /* by source index (sinks map batch->source) */
     size_t nsources;
 };
 

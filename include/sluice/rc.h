@@ -17,22 +17,22 @@
 
 #include <stddef.h>
 
-#define SL_RC_TABLE(X)                                                                     \
-    X(OK, "success")                                                                       \
-    X(AGAIN, "would block; try again")                                                     \
-    X(RETRY, "transient failure; retry after a back-off")                                  \
-    X(EOF, "end of input")                                                                 \
-    X(ENOMEM, "out of memory")                                                             \
-    X(EINVAL, "invalid argument")                                                          \
-    X(EIO, "input/output error")                                                           \
-    X(ECONFIG, "configuration error")                                                      \
-    X(EPARSE, "malformed input")                                                           \
-    X(ELIMIT, "limit exceeded")                                                            \
-    X(ENOENT, "not found")                                                                 \
-    X(ETYPE, "wrong type")                                                                 \
-    X(ESTATE, "invalid state")                                                             \
-    X(EDB, "database error")                                                               \
-    X(ECANCELED, "canceled")                                                               \
+#define SL_RC_TABLE(X)                                                                             \
+    X(OK, "success")                                                                               \
+    X(AGAIN, "would block; try again")                                                             \
+    X(RETRY, "transient failure; retry after a back-off")                                          \
+    X(EOF, "end of input")                                                                         \
+    X(ENOMEM, "out of memory")                                                                     \
+    X(EINVAL, "invalid argument")                                                                  \
+    X(EIO, "input/output error")                                                                   \
+    X(ECONFIG, "configuration error")                                                              \
+    X(EPARSE, "malformed input")                                                                   \
+    X(ELIMIT, "limit exceeded")                                                                    \
+    X(ENOENT, "not found")                                                                         \
+    X(ETYPE, "wrong type")                                                                         \
+    X(ESTATE, "invalid state")                                                                     \
+    X(EDB, "database error")                                                                       \
+    X(ECANCELED, "canceled")                                                                       \
     X(EUNSUPPORTED, "not supported")
 
 typedef int sl_rc;

@@ -119,8 +119,8 @@ sl_rc sl_record_del(struct sl_record *r, const struct sl_path *p, struct sl_aren
 /* Top-level convenience wrappers (key need not be NUL-terminated). */
 int sl_record_get_key(struct sl_record *r, const char *key, size_t klen, struct sl_arena *a,
                       struct sl_value *out);
-sl_rc sl_record_set_key(struct sl_record *r, const char *key, size_t klen,
-                        const struct sl_value *v, struct sl_arena *a);
+sl_rc sl_record_set_key(struct sl_record *r, const char *key, size_t klen, const struct sl_value *v,
+                        struct sl_arena *a);
 
 /*
  * Visit the top-level members of the record as it is now, in output order. fn returns 0

@@ -42,7 +42,7 @@ struct sl_member;
  *      Without is_tape: u.items has len values, or u.members has len members.
  */
 struct sl_value {
-    uint8_t type;   /* enum sl_vtype */
+    uint8_t type; /* enum sl_vtype */
     uint8_t is_tape;
     uint8_t is_int; /* number known to be an integer (no fraction) */
     uint8_t reserved;

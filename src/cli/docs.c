@@ -14,9 +14,8 @@ int sl__cli_docs(int argc, char **argv)
 {
     if (argc != 2 || strcmp(argv[1], "config") != 0) {
         fputs("usage: sluice docs config    print the configuration reference (markdown)\n",
-              argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
-                  ? stdout
-                  : stderr);
+              argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) ? stdout
+                                                                                          : stderr);
         return argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
                    ? SL_EXIT_OK
                    : SL_EXIT_USAGE;

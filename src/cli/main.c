@@ -65,7 +65,8 @@ int sl__cli_log_option(int argc, char **argv, int *i, int *bad)
     } else {
         int lvl = sl_log_level_parse(val);
         if (lvl < 0) {
-            fprintf(stderr, "sluice: --log-level must be debug, info, warn, error or off, not \"%s\"\n",
+            fprintf(stderr,
+                    "sluice: --log-level must be debug, info, warn, error or off, not \"%s\"\n",
                     val);
             *bad = 1;
         } else {
@@ -87,8 +88,8 @@ static const struct verb verbs[] = {
 };
 
 /* Verbs of the design that this version does not have yet: say so plainly. */
-static const char *const planned[] = {"test", "status", "contract", "dlq", "dag", "scheduler",
-                                      "reset", "wal"};
+static const char *const planned[] = {"test", "status",    "contract", "dlq",
+                                      "dag",  "scheduler", "reset",    "wal"};
 
 int main(int argc, char **argv)
 {

@@ -105,10 +105,12 @@ static void print_summary(const struct sl_pipeline *p, const struct sl_run_repor
     double el = rep->elapsed_s > 1e-6 ? rep->elapsed_s : 1e-6;
     human_bytes((double)rep->input_bytes / el, rate, sizeof rate);
     fprintf(stderr, "\nsluice: pipeline %s %s in %.2f s (%s)\n", p->name,
-            rc ? "FAILED" : rep->stopped_by_signal ? "stopped" : "finished", rep->elapsed_s,
-            p->exactly_once ? "exactly_once" : "at_least_once");
-    fprintf(stderr, "  read       %llu records, %s from %zu source%s\n",
-            (unsigned long long)read, bytes, p->nsources, p->nsources == 1 ? "" : "s");
+            rc                       ? "FAILED"
+            : rep->stopped_by_signal ? "stopped"
+                                     : "finished",
+            rep->elapsed_s, p->exactly_once ? "exactly_once" : "at_least_once");
+    fprintf(stderr, "  read       %llu records, %s from %zu source%s\n", (unsigned long long)read,
+            bytes, p->nsources, p->nsources == 1 ? "" : "s");
     for (size_t i = 0; i < rep->nstages; i++) {
         const struct sl_stage_stats *s = &rep->stages[i];
         if (s->kind == SL_PLUGIN_SINK)

@@ -23,9 +23,15 @@ static int should_fail(void)
     return atomic_fetch_sub(&fail_countdown, 1) == 1;
 }
 
-void sl_alloc_fail_at(long n) { atomic_store(&fail_countdown, n > 0 ? n : 0); }
+void sl_alloc_fail_at(long n)
+{
+    atomic_store(&fail_countdown, n > 0 ? n : 0);
+}
 
-long sl_alloc_count(void) { return atomic_load(&alloc_total); }
+long sl_alloc_count(void)
+{
+    return atomic_load(&alloc_total);
+}
 
 void *sl_malloc(size_t n)
 {
@@ -48,7 +54,10 @@ void *sl_realloc(void *p, size_t n)
     return realloc(p, n ? n : 1);
 }
 
-void sl_free(void *p) { free(p); }
+void sl_free(void *p)
+{
+    free(p);
+}
 
 char *sl_strndup(const char *s, size_t n)
 {
@@ -60,4 +69,7 @@ char *sl_strndup(const char *s, size_t n)
     return d;
 }
 
-char *sl_strdup(const char *s) { return sl_strndup(s, strlen(s)); }
+char *sl_strdup(const char *s)
+{
+    return sl_strndup(s, strlen(s));
+}

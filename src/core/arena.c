@@ -114,7 +114,10 @@ char *sl_arena_strndup(struct sl_arena *a, const char *s, size_t n)
     return d;
 }
 
-char *sl_arena_strdup(struct sl_arena *a, const char *s) { return sl_arena_strndup(a, s, strlen(s)); }
+char *sl_arena_strdup(struct sl_arena *a, const char *s)
+{
+    return sl_arena_strndup(a, s, strlen(s));
+}
 
 char *sl_arena_printf(struct sl_arena *a, const char *fmt, ...)
 {

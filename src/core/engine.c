@@ -51,8 +51,14 @@
 
 static atomic_int stop_requested;
 
-void sl_engine_request_stop(void) { atomic_store(&stop_requested, 1); }
-int sl_engine_stopping(void) { return atomic_load(&stop_requested); }
+void sl_engine_request_stop(void)
+{
+    atomic_store(&stop_requested, 1);
+}
+int sl_engine_stopping(void)
+{
+    return atomic_load(&stop_requested);
+}
 
 struct stage;
 
@@ -124,9 +130,8 @@ static void engine_fail(struct engine *e, struct stage *st, sl_rc rc, const stru
     pthread_mutex_lock(&e->err_mu);
     if (e->first_rc == SL_OK) {
         e->first_rc = rc ? rc : SL_ESTATE;
-        sl_error_set(&e->first_err, e->first_rc, "%s %s: %s",
-                     sl_plugin_kind_name(st->comp->kind), st->comp->name,
-                     err && err->msg[0] ? err->msg : sl_strerror(rc));
+        sl_error_set(&e->first_err, e->first_rc, "%s %s: %s", sl_plugin_kind_name(st->comp->kind),
+                     st->comp->name, err && err->msg[0] ? err->msg : sl_strerror(rc));
     }
     pthread_mutex_unlock(&e->err_mu);
     if (atomic_exchange(&e->aborted, 1))
@@ -170,8 +175,8 @@ static sl_rc parse_batch(struct engine *e, struct sl_batch *b, struct sl_worker 
                 sl_record_reject(b, r, src->comp->name, "record too large to parse (%u bytes)",
                                  r->text_len);
             else
-                sl_record_reject(b, r, src->comp->name, "invalid JSON at byte %zu: %s",
-                                 jerr.offset, jerr.msg);
+                sl_record_reject(b, r, src->comp->name, "invalid JSON at byte %zu: %s", jerr.offset,
+                                 jerr.msg);
             bad++;
             log_reject(src, b, r);
         }
@@ -781,9 +786,8 @@ sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct s
     size_t total = 0;
     for (size_t i = 0; i < e.n; i++) {
         struct stage *st = &e.st[i];
-        st->nthreads = st->comp->kind == SL_PLUGIN_TRANSFORM && st->comp->workers > 1
-                           ? st->comp->workers
-                           : 1;
+        st->nthreads =
+            st->comp->kind == SL_PLUGIN_TRANSFORM && st->comp->workers > 1 ? st->comp->workers : 1;
         total += st->nthreads;
     }
     args = sl_calloc(total ? total : 1, sizeof *args);
@@ -805,7 +809,7 @@ sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct s
             continue;
         }
         atomic_store(&st->running, st->nthreads);
-        void *(*fn)(void *) = st->comp->kind == SL_PLUGIN_SOURCE  ? source_main
+        void *(*fn)(void *) = st->comp->kind == SL_PLUGIN_SOURCE ? source_main
                               : st->comp->kind == SL_PLUGIN_SINK ? sink_main
                                                                  : transform_main;
         for (unsigned k = 0; k < st->nthreads; k++) {

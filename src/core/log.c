@@ -20,9 +20,18 @@ static atomic_int log_json;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-void sl_log_set_level(enum sl_log_level lvl) { atomic_store(&log_level, (int)lvl); }
-enum sl_log_level sl_log_get_level(void) { return (enum sl_log_level)atomic_load(&log_level); }
-void sl_log_set_json(int json) { atomic_store(&log_json, json ? 1 : 0); }
+void sl_log_set_level(enum sl_log_level lvl)
+{
+    atomic_store(&log_level, (int)lvl);
+}
+enum sl_log_level sl_log_get_level(void)
+{
+    return (enum sl_log_level)atomic_load(&log_level);
+}
+void sl_log_set_json(int json)
+{
+    atomic_store(&log_json, json ? 1 : 0);
+}
 
 int sl_log_level_parse(const char *s)
 {
@@ -69,7 +78,8 @@ void sl_log(enum sl_log_level lvl, const char *component, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     char when[96];
     snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(ts.tv_nsec / 1000000));
 
     char line[8192];
     size_t n = 0;
@@ -88,9 +98,9 @@ void sl_log(enum sl_log_level lvl, const char *component, const char *fmt, ...)
         line[n++] = '\n';
     } else {
         static const char *const tags[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
-        int k = snprintf(line, sizeof line - 1, "%s %s %s%s%s%s\n", when, tags[lvl],
-                         component ? "[" : "", component ? component : "",
-                         component ? "] " : "", msg);
+        int k =
+            snprintf(line, sizeof line - 1, "%s %s %s%s%s%s\n", when, tags[lvl],
+                     component ? "[" : "", component ? component : "", component ? "] " : "", msg);
         n = k < 0 ? 0 : (size_t)k >= sizeof line - 1 ? sizeof line - 1 : (size_t)k;
         line[n - 1] = '\n';
     }

@@ -22,7 +22,7 @@
 
 struct gen {
     long total, per, next;
-    int forever;       /* ignore total: stop only on request */
+    int forever; /* ignore total: stop only on request */
     atomic_long emitted_batches;
 };
 
@@ -279,7 +279,7 @@ static void test_fan_out_both_sinks_get_everything(void)
     add(&g, "odd", &fake_odd, 2, 1, (uint32_t[]){0}, NULL);
     add(&g, "sink0", &fake_sink, 1, 1, (uint32_t[]){0}, NULL); /* raw source */
     add(&g, "sink1", &fake_sink, 1, 1, (uint32_t[]){1}, NULL); /* filtered */
-    sinks[0].slow_us = 50; /* different speeds */
+    sinks[0].slow_us = 50;                                     /* different speeds */
     struct sl_run_report rep;
     struct sl_error err;
     sl_rc rc = sl_engine_run(&g.p, &(struct sl_run_opts){.once = 1}, &rep, &err);
@@ -327,7 +327,7 @@ static void test_route_split_and_unmatched_dropped(void)
     CHECK_INT(c2, 1000);
     const struct sl_stage_stats *r = stat_of(&rep, "r");
     REQUIRE(r);
-    CHECK_INT(r->dropped, 1000); /* output b is read by nobody */
+    CHECK_INT(r->dropped, 1000);     /* output b is read by nobody */
     CHECK_INT(r->records_out, 2000); /* once per consumed output (a, _unmatched) */
     CHECK_INT(sinks[0].seq_errors + sinks[1].seq_errors, 0);
     sl_run_report_fini(&rep);
