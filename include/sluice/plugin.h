@@ -82,6 +82,12 @@ struct sl_plugin_ctx {
     uint32_t max_depth;                   /* JSON nesting limit */
     const char *const *source_names;      /* by source index (sinks map batch->source) */
     size_t nsources;
+    /*
+     * Inspection only (`sluice status`, `sluice reset`): open existing state without
+     * creating or recovering anything and read no input; only committed(), commit_info(),
+     * reset(), lag() and close() are called afterwards.
+     */
+    int inspect;
 };
 
 struct sl_plugin {
@@ -124,8 +130,42 @@ struct sl_plugin {
      */
     sl_rc (*process)(void *state, struct sl_batch *b, struct sl_worker *w, struct sl_error *err);
 
+    /*
+     * Sources (exactly-once): order two positions this source produced: negative when a
+     * is behind b, 0 when equal, positive when ahead. The engine resumes the source from
+     * the lowest position its sinks committed.
+     */
+    int (*position_cmp)(void *state, const char *a, const char *b);
+
+    /*
+     * Sources (exactly-once): 1 when record i of b lies at or before position, i.e. a sink
+     * that committed position already holds it; 0 otherwise. Lets a sink that is ahead of
+     * the resumed source skip exactly the records it has, even when batch boundaries differ
+     * from the run that committed position.
+     */
+    int (*covers)(void *state, const char *position, const struct sl_batch *b, uint32_t i);
+
+    /*
+     * Sources (status): how many input bytes lie after position right now (NULL position:
+     * from the start). Optional.
+     */
+    sl_rc (*lag)(void *state, const char *position, uint64_t *bytes, struct sl_error *err);
+
     /* Sinks: the committed position for source (heap string via sl_malloc, or NULL). */
     sl_rc (*committed)(void *state, const char *source, char **position, struct sl_error *err);
+
+    /*
+     * Sinks (status): records committed in total for source and the wall-clock time of the
+     * last commit (ns since the epoch; 0 when unknown). Optional.
+     */
+    sl_rc (*commit_info)(void *state, const char *source, uint64_t *records, uint64_t *commit_ns,
+                         struct sl_error *err);
+
+    /*
+     * Sinks: forget what was committed for source (every source when source is NULL), so
+     * the next run delivers again from the start (`sluice reset`). Optional.
+     */
+    sl_rc (*reset)(void *state, const char *source, struct sl_error *err);
 
     /* Make everything written so far durable. Optional. */
     sl_rc (*flush)(void *state, struct sl_error *err);
