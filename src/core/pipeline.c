@@ -1101,10 +1101,12 @@ static void load_top(struct loader *L)
     /* delivery */
     const struct sl_cfg_node *dl = sl_cfg_get(root, "delivery");
     p->exactly_once = 1;
+    int delivery_ok = 1;
     if (dl) {
         size_t before = L->nprob;
         check_option(L, &top_options[2], root, dl);
-        if (L->nprob == before && strcmp(dl->str, "at_least_once") == 0)
+        delivery_ok = L->nprob == before;
+        if (delivery_ok && strcmp(dl->str, "at_least_once") == 0)
             p->exactly_once = 0;
     }
 
@@ -1136,6 +1138,23 @@ static void load_top(struct loader *L)
     load_section(L, root, SL_PLUGIN_SINK, 1);
     if (!L->oom)
         build_graph(L);
+
+    /*
+     * Exactly-once needs every source to resume where its sinks stopped. A source that
+     * cannot (stdin: its bytes are gone once read) makes the promise impossible, so say so
+     * now instead of duplicating or losing records after the first restart.
+     */
+    for (size_t i = 0; p->exactly_once && delivery_ok && i < L->ncomp; i++) {
+        const struct sl_component *c = &L->comp[i];
+        if (c->kind != SL_PLUGIN_SOURCE || !c->plugin || c->plugin->restore)
+            continue;
+        const struct sl_cfg_node *t = sl_cfg_get(c->node, "type");
+        problem_at(L, t ? t->line : L->key[i]->line, t ? t->col : L->key[i]->col,
+                   "sources.%s: a %s source cannot resume after a restart, so delivery: "
+                   "exactly_once (the default) cannot be kept; set `delivery: at_least_once` "
+                   "at the top of the file",
+                   c->name, c->plugin->name);
+    }
 }
 
 sl_rc sl_pipeline_load(const char *path, struct sl_pipeline **out, struct sl_error *err)

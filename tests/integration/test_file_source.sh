@@ -110,6 +110,7 @@ grep -q 'in/nope.ndjson' "$RUN_STDERR" || fail "the error does not name the file
 cat >stdin.yaml <<'YAML'
 pipeline: from_stdin
 state_dir: state-stdin
+delivery: at_least_once  # stdin cannot resume after a restart
 sources:
   in: {type: stdin, format: csv, types: {n: int}}
 sinks:
