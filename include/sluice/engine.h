@@ -31,6 +31,7 @@ struct sl_stage_stats {
     uint64_t rejected;    /* rejected here (bad input, type errors) */
     uint64_t bytes_in;
     uint64_t bytes_out;
+    uint64_t skipped; /* sinks: records delivered before a restart and not written again */
 };
 
 struct sl_run_report {

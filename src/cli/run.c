@@ -13,7 +13,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sluice/buf.h"
@@ -21,6 +20,7 @@
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
+#include "sluice/statedir.h"
 
 #include "cli/cli.h"
 
@@ -59,26 +59,6 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof tmp)
-        return -1;
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 static void human_bytes(double v, char *out, size_t n)
 {
     const char *units[] = {"B", "KB", "MB", "GB", "TB"};
@@ -113,7 +93,10 @@ static void print_summary(const struct sl_pipeline *p, const struct sl_run_repor
             bytes, p->nsources, p->nsources == 1 ? "" : "s");
     for (size_t i = 0; i < rep->nstages; i++) {
         const struct sl_stage_stats *s = &rep->stages[i];
-        if (s->kind == SL_PLUGIN_SINK)
+        if (s->kind == SL_PLUGIN_SINK && s->skipped)
+            fprintf(stderr, "  sink       %-20s %llu written, %llu already delivered before\n",
+                    s->name, (unsigned long long)s->records_out, (unsigned long long)s->skipped);
+        else if (s->kind == SL_PLUGIN_SINK)
             fprintf(stderr, "  sink       %-20s %llu written\n", s->name,
                     (unsigned long long)s->records_out);
     }
@@ -147,11 +130,12 @@ static int write_report(const char *path, const struct sl_pipeline *p,
         sl_buf_printf(&b,
                       ",\"kind\":\"%s\",\"plugin\":\"%s\",\"batches\":%llu,\"records_in\":%llu,"
                       "\"records_out\":%llu,\"dropped\":%llu,\"rejected\":%llu,"
-                      "\"bytes_in\":%llu,\"bytes_out\":%llu}",
+                      "\"skipped\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}",
                       sl_plugin_kind_name(s->kind), s->plugin, (unsigned long long)s->batches,
                       (unsigned long long)s->records_in, (unsigned long long)s->records_out,
                       (unsigned long long)s->dropped, (unsigned long long)s->rejected,
-                      (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
+                      (unsigned long long)s->skipped, (unsigned long long)s->bytes_in,
+                      (unsigned long long)s->bytes_out);
     }
     sl_buf_puts(&b, "]}\n");
     int ok = -1;
@@ -215,9 +199,10 @@ int sl__cli_run(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg[0] ? err.msg : sl_strerror(rc));
         return SL_EXIT_USAGE;
     }
-    if (mkdir_p(p->state_dir) != 0) {
-        fprintf(stderr, "sluice run: cannot create state_dir %s: %s\n", p->state_dir,
-                strerror(errno));
+    /* Before any plugin sees the state directory: create it, or refuse a foreign format. */
+    rc = sl_statedir_open(p->state_dir, 1, &err);
+    if (rc) {
+        fprintf(stderr, "sluice run: %s\n", err.msg[0] ? err.msg : sl_strerror(rc));
         sl_pipeline_destroy(p);
         return SL_EXIT_FAIL;
     }

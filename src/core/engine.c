@@ -99,7 +99,9 @@ struct stage {
     /* source */
     uint64_t seq;
     int fans_out;
+    atomic_ullong skipped; /* sinks: records already delivered before a restart */
     /* sink */
+    char **resume; /* per source: position committed before this run, until passed */
     uint32_t *need;
     uint32_t *have;
     uint64_t *next_seq;
@@ -409,6 +411,136 @@ static void *transform_main(void *arg)
     return NULL;
 }
 
+/*
+ * Start-up protocol (DESIGN §4). Every sink reports the position it committed for each
+ * source it reads from; each source resumes from the lowest of them. A sink that is ahead
+ * of the resumed source keeps its own position in resume[s] and skips what it already
+ * has (skip_committed) until the source passes that position.
+ */
+static sl_rc resume_sources(struct engine *e, struct sl_error *err)
+{
+    struct sl_pipeline *p = e->p;
+    size_t ns = p->nsources;
+    for (size_t i = 0; i < e->n; i++) {
+        struct stage *st = &e->st[i];
+        if (st->comp->kind != SL_PLUGIN_SINK)
+            continue;
+        st->resume = sl_calloc(ns ? ns : 1, sizeof *st->resume);
+        if (!st->resume)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        if (!st->comp->plugin->committed)
+            continue;
+        for (size_t s = 0; s < ns; s++) {
+            if (!st->need[s])
+                continue;
+            sl_error_clear(err);
+            sl_rc rc =
+                st->comp->plugin->committed(st->state, e->source_names[s], &st->resume[s], err);
+            if (rc)
+                return sl_error_prefix(
+                    err, "sink %s: cannot read its committed position: ", st->comp->name);
+        }
+    }
+    for (size_t s = 0; s < ns; s++) {
+        struct stage *src = &e->st[s];
+        const struct sl_plugin *pl = src->comp->plugin;
+        const char *lowest = NULL, *missing = NULL;
+        int comparable = 1;
+        for (size_t i = 0; i < e->n; i++) {
+            struct stage *st = &e->st[i];
+            if (st->comp->kind != SL_PLUGIN_SINK || !st->need[s])
+                continue;
+            const char *pos = st->resume[s];
+            if (!pos) {
+                missing = st->comp->name;
+                continue;
+            }
+            if (!lowest)
+                lowest = pos;
+            else if (pl->position_cmp)
+                lowest = pl->position_cmp(src->state, pos, lowest) < 0 ? pos : lowest;
+            else if (strcmp(pos, lowest) != 0)
+                comparable = 0;
+        }
+        if (!lowest)
+            continue;
+        if (missing || !comparable || !pl->restore) {
+            sl_info(src->comp->name,
+                    "reading from the start: %s; sinks with a checkpoint skip what they have",
+                    missing        ? "a sink has no checkpoint yet"
+                    : !pl->restore ? "this source cannot resume"
+                                   : "its sinks' positions cannot be ordered");
+            continue;
+        }
+        char *from = sl_strdup(lowest); /* sinks' strings may be freed below */
+        if (!from)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        sl_error_clear(err);
+        sl_rc rc = pl->restore(src->state, from, err);
+        if (rc) {
+            sl_free(from);
+            return sl_error_prefix(
+                err, "source %s: cannot resume from its committed position: ", src->comp->name);
+        }
+        sl_info(src->comp->name, "resuming after the last committed batch");
+        /* Sinks exactly at the resumed position have nothing to skip. */
+        for (size_t i = 0; i < e->n; i++) {
+            struct stage *st = &e->st[i];
+            if (st->comp->kind != SL_PLUGIN_SINK || !st->resume[s])
+                continue;
+            int same = pl->position_cmp ? pl->position_cmp(src->state, st->resume[s], from) == 0
+                                        : strcmp(st->resume[s], from) == 0;
+            if (same) {
+                sl_free(st->resume[s]);
+                st->resume[s] = NULL;
+            }
+        }
+        sl_free(from);
+    }
+    return SL_OK;
+}
+
+/*
+ * A sink that committed position P before this run must not receive again what P covers.
+ * Returns 1 when the whole batch is already delivered (do not process it), 0 when it is to
+ * be processed (with the covered records marked dropped and counted as skipped).
+ */
+static int skip_committed(struct engine *e, struct stage *st, struct sl_batch *b)
+{
+    uint32_t s = b->source;
+    const char *P = st->resume ? st->resume[s] : NULL;
+    if (!P)
+        return 0;
+    struct stage *src = &e->st[s];
+    const struct sl_plugin *pl = src->comp->plugin;
+    int ahead = b->position && pl->position_cmp && pl->position_cmp(src->state, b->position, P) > 0;
+    uint64_t skipped = 0;
+    if (!ahead && b->position && pl->position_cmp) {
+        for (uint32_t i = 0; i < b->n; i++)
+            skipped += !(b->recs[i].flags & (SL_REC_BAD | SL_REC_DROPPED));
+        atomic_fetch_add(&st->skipped, skipped);
+        return 1;
+    }
+    if (pl->covers) {
+        for (uint32_t i = 0; i < b->n; i++) {
+            struct sl_record *r = &b->recs[i];
+            if (r->flags & (SL_REC_BAD | SL_REC_DROPPED))
+                continue;
+            if (pl->covers(src->state, P, b, i)) {
+                r->flags |= SL_REC_DROPPED;
+                skipped++;
+            }
+        }
+        atomic_fetch_add(&st->skipped, skipped);
+    }
+    /* Past P now: forget it once every copy of this seq (one per path) has been seen. */
+    if (ahead && st->have[s] + 1 >= st->need[s]) {
+        sl_free(st->resume[s]);
+        st->resume[s] = NULL;
+    }
+    return 0;
+}
+
 /* Insert into the sorted wait list of source s. */
 static void reorder_insert(struct stage *st, struct sl_batch *b, struct pending *node)
 {
@@ -455,6 +587,14 @@ static void *sink_main(void *arg)
             st->wait[s] = head->next;
             struct sl_batch *ready = head->b;
             sl_free(head);
+            if (skip_committed(e, st, ready)) {
+                sl_batch_unref(ready);
+                if (++st->have[s] >= st->need[s]) {
+                    st->have[s] = 0;
+                    st->next_seq[s]++;
+                }
+                continue;
+            }
             rc = process_batch(st, ready, &w, &prev, &prevcap, &err);
             sl_batch_unref(ready);
             if (rc) {
@@ -712,6 +852,7 @@ static void fill_report(struct engine *e, struct sl_run_report *rep, double elap
         s->rejected = atomic_load(&st->rejected);
         s->bytes_in = atomic_load(&st->bytes_in);
         s->bytes_out = atomic_load(&st->bytes_out);
+        s->skipped = atomic_load(&st->skipped);
         if (st->comp->kind == SL_PLUGIN_SOURCE) {
             /* Records read minus those rejected (at the source or when parsed later). */
             s->records_out = s->records_in >= s->rejected ? s->records_in - s->rejected : 0;
@@ -741,6 +882,9 @@ static void engine_fini(struct engine *e)
             sl_free(st->ports ? st->ports[o].to : NULL);
         sl_free(st->ports);
         sl_free(st->threads);
+        for (size_t k = 0; st->resume && k < e->p->nsources; k++)
+            sl_free(st->resume[k]);
+        sl_free(st->resume);
         sl_free(st->need);
         sl_free(st->have);
         sl_free(st->next_seq);
@@ -780,6 +924,9 @@ sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct s
     if (rc)
         goto out;
     rc = init_plugins(&e, err);
+    if (rc)
+        goto out;
+    rc = resume_sources(&e, err);
     if (rc)
         goto out;
 
