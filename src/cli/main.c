@@ -21,6 +21,11 @@ static const char usage[] =
     "verbs:\n"
     "  run PIPELINE.yaml [--once]   run a pipeline (--once: stop when every source is exhausted)\n"
     "  validate PIPELINE.yaml       check a config; errors as file:line:col: message\n"
+    "  status PIPELINE.yaml [--json]\n"
+    "                               per sink and source: committed position, records, last\n"
+    "                               commit, bytes behind, delivery mode\n"
+    "  reset PIPELINE.yaml [--sink S] [--source SRC] --yes\n"
+    "                               forget sinks' checkpoints: the next run delivers again\n"
     "  docs config                  print the configuration reference (markdown)\n"
     "\n"
     "global options (accepted by every verb):\n"
@@ -82,14 +87,12 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-    {"run", sl__cli_run},
-    {"validate", sl__cli_validate},
-    {"docs", sl__cli_docs},
+    {"run", sl__cli_run},       {"validate", sl__cli_validate}, {"docs", sl__cli_docs},
+    {"status", sl__cli_status}, {"reset", sl__cli_reset},
 };
 
 /* Verbs of the design that this version does not have yet: say so plainly. */
-static const char *const planned[] = {"test", "status",    "contract", "dlq",
-                                      "dag",  "scheduler", "reset",    "wal"};
+static const char *const planned[] = {"test", "contract", "dlq", "dag", "scheduler", "wal"};
 
 int main(int argc, char **argv)
 {

@@ -199,8 +199,13 @@ int sl__cli_run(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg[0] ? err.msg : sl_strerror(rc));
         return SL_EXIT_USAGE;
     }
-    /* Before any plugin sees the state directory: create it, or refuse a foreign format. */
+    /*
+     * Before any plugin sees the state directory: create it, or refuse a foreign format;
+     * then make sure no other process runs or resets this pipeline meanwhile.
+     */
     rc = sl_statedir_open(p->state_dir, 1, &err);
+    if (rc == SL_OK)
+        rc = sl_statedir_lock(p->state_dir, &err);
     if (rc) {
         fprintf(stderr, "sluice run: %s\n", err.msg[0] ? err.msg : sl_strerror(rc));
         sl_pipeline_destroy(p);

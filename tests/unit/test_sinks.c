@@ -6,6 +6,7 @@
  * `test_sinks bench [rows]` instead measures the sqlite sink's rows/s (10-column rows in
  * 1024-row batches) and prints it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -146,10 +147,36 @@ static sl_rc sink_open(struct sink *k, const struct sl_plugin *p, const char *ya
     k->ctx.node = k->doc->root;
     k->ctx.state_dir = tmpdir;
     k->ctx.max_depth = 128;
+    k->ctx.exactly_once = 1;
     k->ctx.source_names = source_names;
     k->ctx.nsources = 2;
     k->w.parser = parser;
     k->w.stage = "out";
+    k->w.max_depth = 128;
+    rc = p->init(&k->ctx, &k->state, &k->err);
+    if (rc)
+        k->state = NULL;
+    return rc;
+}
+
+/* The same in inspect mode (`sluice status` / `sluice reset`). */
+static sl_rc sink_open_inspect(struct sink *k, const struct sl_plugin *p, const char *yaml)
+{
+    memset(k, 0, sizeof *k);
+    k->p = p;
+    sl_rc rc = sl_cfg_load_string(yaml, strlen(yaml), "sink.yaml", tmpdir, &k->doc, &k->err);
+    if (rc)
+        return rc;
+    k->ctx.pipeline = "clicks_to_db";
+    k->ctx.name = "out";
+    k->ctx.doc = k->doc;
+    k->ctx.node = k->doc->root;
+    k->ctx.state_dir = tmpdir;
+    k->ctx.exactly_once = 1;
+    k->ctx.inspect = 1;
+    k->ctx.source_names = source_names;
+    k->ctx.nsources = 2;
+    k->w.parser = parser;
     k->w.max_depth = 128;
     rc = p->init(&k->ctx, &k->state, &k->err);
     if (rc)
@@ -222,7 +249,10 @@ static void t_stdout_writes_live_records(void)
     REQUIRE(fd >= 0);
     CHECK_INT(stdout_capture(&k, b, fd), SL_OK);
     close(fd);
-    CHECK_STR(slurp(path), "{\"a\":1,\"z\":\"new\"}\n{\"b\": [1, 2]}\n[1,2]\n7\n");
+    /* Objects carry their record id (here {1, i}) as _sluice_id; other values cannot. */
+    CHECK_STR(slurp(path), "{\"a\":1,\"z\":\"new\",\"_sluice_id\":\"00000000000000010000000000000000\"}\n"
+                           "{\"b\": [1, 2],\"_sluice_id\":\"00000000000000010000000000000001\"}\n"
+                           "[1,2]\n7\n");
     char *pos = (char *)"x";
     CHECK_INT(k.p->committed(k.state, "clicks", &pos, &k.err), SL_OK);
     CHECK(pos == NULL);
@@ -233,7 +263,7 @@ static void t_stdout_writes_live_records(void)
 static void t_stdout_epipe(void)
 {
     struct sink k;
-    REQUIRE(sink_open(&k, &sl_sink_stdout, "format: ndjson\n") == SL_OK);
+    REQUIRE(sink_open(&k, &sl_sink_stdout, "format: ndjson\nid_field: \"\"\n") == SL_OK);
     static const char *const lines[] = {"{\"a\":1}"};
     struct sl_batch *b = make_batch(lines, 1, 0, NULL, 1);
     REQUIRE(b);
@@ -259,10 +289,38 @@ static void t_stdout_rejects_bad_format(void)
 
 /* ---- file ----------------------------------------------------------------------------- */
 
+/* The in-progress file of final name rel ("" when there is none), as a path. */
+static const char *temp_of(const char *rel)
+{
+    static char found[1024];
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", tpath(rel));
+    char *slash = strrchr(dir, '/');
+    *slash = '\0';
+    const char *base = slash + 1;
+    found[0] = '\0';
+    DIR *d = opendir(dir);
+    if (!d)
+        return found;
+    struct dirent *de;
+    size_t bl = strlen(base);
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        size_t nl = strlen(n);
+        /* .BASE.XXXXXXXX.inprogress */
+        if (nl == 1 + bl + 1 + 8 + 11 && n[0] == '.' && strncmp(n + 1, base, bl) == 0 &&
+            strcmp(n + nl - 11, ".inprogress") == 0)
+            snprintf(found, sizeof found, "%s/%s", dir, n);
+    }
+    closedir(d);
+    return found;
+}
+
 static void t_file_appends_lines(void)
 {
     struct sink k;
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: f1/sub/dir/out.ndjson\nfsync: true\n") == SL_OK);
+    REQUIRE(sink_open(&k, &sl_sink_file,
+                      "path: f1/sub/dir/out.ndjson\nfsync: true\nid_field: \"\"\n") == SL_OK);
     static const char *const b1[] = {"{\"n\":1}", "{\"n\": 2, \"s\": \"\\u00e9\"}", "{\"n\":3}"};
     struct sl_batch *b = make_batch(b1, N(b1), 0, "10", 1);
     REQUIRE(b);
@@ -271,35 +329,50 @@ static void t_file_appends_lines(void)
     sl_batch_unref(b);
     static const char *const b2[] = {"[\"not an object\"]", "{\"n\":4}"};
     CHECK_INT(write_lines(&k, b2, N(b2), 0, "20", 1), SL_OK);
-    CHECK_STR(slurp(tpath("f1/sub/dir/out.ndjson")),
+    /* Until the file is finished, readers of out.ndjson see nothing. */
+    CHECK(!exists(tpath("f1/sub/dir/out.ndjson")));
+    CHECK_STR(slurp(temp_of("f1/sub/dir/out.ndjson")),
               "{\"n\":1}\n{\"n\": 2, \"s\": \"\\u00e9\"}\n[\"not an object\"]\n{\"n\":4}\n");
-    /* A batch with no live record creates nothing. */
+    /* A batch with no live record writes no line but moves the position. */
     static const char *const b3[] = {"{\"n\":5}"};
     b = make_batch(b3, 1, 0, "30", 1);
     REQUIRE(b);
     b->recs[0].flags |= SL_REC_DROPPED;
     CHECK_INT(sink_write(&k, b), SL_OK);
     sl_batch_unref(b);
-    CHECK(!exists(tpath("f1/sub/dir/out.1.ndjson")));
-    char *pos = (char *)"x";
+    char *pos = NULL;
     CHECK_INT(k.p->committed(k.state, "clicks", &pos, &k.err), SL_OK);
-    CHECK(pos == NULL);
+    CHECK_STR(pos, "30");
+    sl_free(pos);
+    uint64_t recs = 0, ns = 0;
+    CHECK_INT(k.p->commit_info(k.state, "clicks", &recs, &ns, &k.err), SL_OK);
+    CHECK_INT(recs, 4);
+    CHECK(ns > 1700000000ull * 1000000000ull);
     CHECK_INT(k.p->flush(k.state, &k.err), SL_OK);
     sink_close(&k);
-
-    /* Reopening appends to the same file. */
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: f1/sub/dir/out.ndjson\nfsync: false\n") == SL_OK);
-    CHECK_INT(write_lines(&k, b3, 1, 0, "40", 1), SL_OK);
+    /* close finished the file: renamed to its final name, nothing in progress. */
     CHECK_STR(slurp(tpath("f1/sub/dir/out.ndjson")),
-              "{\"n\":1}\n{\"n\": 2, \"s\": \"\\u00e9\"}\n[\"not an object\"]\n{\"n\":4}\n"
-              "{\"n\":5}\n");
+              "{\"n\":1}\n{\"n\": 2, \"s\": \"\\u00e9\"}\n[\"not an object\"]\n{\"n\":4}\n");
+    CHECK_STR(temp_of("f1/sub/dir/out.ndjson"), "");
+
+    /* A finished file is never written again: the next run starts out.1.ndjson. */
+    REQUIRE(sink_open(&k, &sl_sink_file,
+                      "path: f1/sub/dir/out.ndjson\nfsync: false\nid_field: \"\"\n") == SL_OK);
+    CHECK_INT(k.p->committed(k.state, "clicks", &pos, &k.err), SL_OK);
+    CHECK_STR(pos, "30");
+    sl_free(pos);
+    CHECK_INT(write_lines(&k, b3, 1, 0, "40", 1), SL_OK);
     sink_close(&k);
+    CHECK_STR(slurp(tpath("f1/sub/dir/out.ndjson")),
+              "{\"n\":1}\n{\"n\": 2, \"s\": \"\\u00e9\"}\n[\"not an object\"]\n{\"n\":4}\n");
+    CHECK_STR(slurp(tpath("f1/sub/dir/out.1.ndjson")), "{\"n\":5}\n");
 }
 
 static void t_file_template(void)
 {
     struct sink k;
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: \"f2/%Y/clicks-%Y-%m-%dT%H.ndjson\"\n") == SL_OK);
+    REQUIRE(sink_open(&k, &sl_sink_file,
+                      "path: \"f2/%Y/clicks-%Y-%m-%dT%H.ndjson\"\nid_field: \"\"\n") == SL_OK);
     static const char *const b1[] = {"{\"t\":1}"};
     for (int attempt = 0; attempt < 3; attempt++) {
         time_t before = time(NULL);
@@ -312,7 +385,7 @@ static void t_file_template(void)
             continue; /* the hour turned during the write; try again */
         char rel[128];
         strftime(rel, sizeof rel, "f2/%Y/clicks-%Y-%m-%dT%H.ndjson", &a);
-        const char *got = slurp(tpath(rel));
+        const char *got = slurp(temp_of(rel));
         CHECK(got != NULL);
         if (got && attempt == 0)
             CHECK_STR(got, "{\"t\":1}\n");
@@ -330,78 +403,80 @@ static void t_file_template(void)
     sink_close(&k);
     CHECK_INT(sink_open(&k, &sl_sink_file, "format: ndjson\n"), SL_ECONFIG);
     sink_close(&k);
-    /* %% is a literal percent sign. */
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: f2/100%%.ndjson\n") == SL_OK);
-    CHECK_INT(write_lines(&k, b1, 1, 0, NULL, 1), SL_OK);
-    CHECK_STR(slurp(tpath("f2/100%.ndjson")), "{\"t\":1}\n");
+    CHECK_INT(sink_open(&k, &sl_sink_file, "path: x.ndjson\nroll_interval: soon\n"), SL_ECONFIG);
     sink_close(&k);
+    /* %% is a literal percent sign. */
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: f2/100%%.ndjson\nid_field: \"\"\n") == SL_OK);
+    CHECK_INT(write_lines(&k, b1, 1, 0, NULL, 1), SL_OK);
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("f2/100%.ndjson")), "{\"t\":1}\n");
 }
 
 static void t_file_rotation(void)
 {
     struct sink k;
-    /* Each line is 8 bytes: two fit in 20, the third would make 24. */
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: f3/x.ndjson\nmax_bytes: 20\n") == SL_OK);
+    /* Each line is 8 bytes. Files are finished only between batches. */
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: f3/x.ndjson\nmax_bytes: 20\nid_field: \"\"\n") ==
+            SL_OK);
     static const char *const b1[] = {"{\"a\":1}", "{\"a\":2}", "{\"a\":3}", "{\"a\":4}",
                                      "{\"a\":5}"};
-    CHECK_INT(write_lines(&k, b1, N(b1), 0, NULL, 1), SL_OK);
+    CHECK_INT(write_lines(&k, b1, 2, 0, NULL, 1), SL_OK);     /* 16 bytes */
+    CHECK_INT(write_lines(&k, b1 + 2, 1, 0, NULL, 1), SL_OK); /* 24 > 20: x.1 */
+    CHECK_INT(write_lines(&k, b1 + 3, 2, 0, NULL, 1), SL_OK); /* 24 > 20: x.2 */
     CHECK_STR(slurp(tpath("f3/x.ndjson")), "{\"a\":1}\n{\"a\":2}\n");
-    CHECK_STR(slurp(tpath("f3/x.1.ndjson")), "{\"a\":3}\n{\"a\":4}\n");
-    CHECK_STR(slurp(tpath("f3/x.2.ndjson")), "{\"a\":5}\n");
-    static const char *const b2[] = {"{\"a\":6}"};
-    CHECK_INT(write_lines(&k, b2, 1, 0, NULL, 1), SL_OK);
-    CHECK_STR(slurp(tpath("f3/x.2.ndjson")), "{\"a\":5}\n{\"a\":6}\n");
-    CHECK(!exists(tpath("f3/x.3.ndjson")));
+    CHECK_STR(slurp(tpath("f3/x.1.ndjson")), "{\"a\":3}\n");
+    CHECK(!exists(tpath("f3/x.2.ndjson")));
+    CHECK_STR(slurp(temp_of("f3/x.2.ndjson")), "{\"a\":4}\n{\"a\":5}\n");
     sink_close(&k);
+    CHECK_STR(slurp(tpath("f3/x.2.ndjson")), "{\"a\":4}\n{\"a\":5}\n");
 
-    /* A restart continues in the highest-numbered file, which is full: x.3 follows. */
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: f3/x.ndjson\nmax_bytes: 20\n") == SL_OK);
+    /* A restart continues after the highest existing number; a batch larger than
+     * max_bytes makes one file (lines and batches are never split). */
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: f3/x.ndjson\nmax_bytes: 20\nid_field: \"\"\n") ==
+            SL_OK);
     static const char *const b3[] = {"{\"a\":7}", "{\"long\":\"abcdefghijklmnopqrstuvwxyz\"}",
                                      "{\"a\":8}"};
     CHECK_INT(write_lines(&k, b3, N(b3), 0, NULL, 1), SL_OK);
-    CHECK_STR(slurp(tpath("f3/x.2.ndjson")), "{\"a\":5}\n{\"a\":6}\n");
-    CHECK_STR(slurp(tpath("f3/x.3.ndjson")), "{\"a\":7}\n");
-    /* A line longer than max_bytes gets a file of its own. */
-    CHECK_STR(slurp(tpath("f3/x.4.ndjson")), "{\"long\":\"abcdefghijklmnopqrstuvwxyz\"}\n");
-    CHECK_STR(slurp(tpath("f3/x.5.ndjson")), "{\"a\":8}\n");
     sink_close(&k);
+    CHECK_STR(slurp(tpath("f3/x.3.ndjson")),
+              "{\"a\":7}\n{\"long\":\"abcdefghijklmnopqrstuvwxyz\"}\n{\"a\":8}\n");
+    CHECK(!exists(tpath("f3/x.4.ndjson")));
 
     /* Names without an extension get the number appended; dot files too. */
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: f3/log\nmax_bytes: 8\n") == SL_OK);
-    CHECK_INT(write_lines(&k, b1, 2, 0, NULL, 1), SL_OK);
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: f3/log\nmax_bytes: 8\nid_field: \"\"\n") == SL_OK);
+    CHECK_INT(write_lines(&k, b1, 1, 0, NULL, 1), SL_OK);
+    CHECK_INT(write_lines(&k, b1 + 1, 1, 0, NULL, 1), SL_OK);
+    sink_close(&k);
     CHECK_STR(slurp(tpath("f3/log")), "{\"a\":1}\n");
     CHECK_STR(slurp(tpath("f3/log.1")), "{\"a\":2}\n");
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: f3.d/.hidden\nmax_bytes: 8\nid_field: \"\"\n") ==
+            SL_OK);
+    CHECK_INT(write_lines(&k, b1, 1, 0, NULL, 1), SL_OK);
+    CHECK_INT(write_lines(&k, b1 + 1, 1, 0, NULL, 1), SL_OK);
     sink_close(&k);
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: f3.d/.hidden\nmax_bytes: 8\n") == SL_OK);
-    CHECK_INT(write_lines(&k, b1, 2, 0, NULL, 1), SL_OK);
     CHECK_STR(slurp(tpath("f3.d/.hidden")), "{\"a\":1}\n");
     CHECK_STR(slurp(tpath("f3.d/.hidden.1")), "{\"a\":2}\n");
-    sink_close(&k);
 }
 
-static void t_file_trims_partial_line(void)
+/* A file that exists before the first run is left alone: the sink starts the next number. */
+static void t_file_existing_output_kept(void)
 {
     struct sink k;
     REQUIRE(mkdir(tpath("f4"), 0755) == 0);
-    put_file(tpath("f4/p.ndjson"), "{\"a\":1}\n{\"a\":2}\n{\"a\"");
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: f4/p.ndjson\n") == SL_OK);
+    put_file(tpath("f4/p.ndjson"), "{\"a\":1}\n{\"a\"");
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: f4/p.ndjson\nid_field: \"\"\n") == SL_OK);
     static const char *const b1[] = {"{\"b\":1}"};
     CHECK_INT(write_lines(&k, b1, 1, 0, NULL, 1), SL_OK);
-    CHECK_STR(slurp(tpath("f4/p.ndjson")), "{\"a\":1}\n{\"a\":2}\n{\"b\":1}\n");
     sink_close(&k);
-    /* A file holding only a partial line is emptied. */
-    put_file(tpath("f4/q.ndjson"), "{\"a\":");
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: f4/q.ndjson\n") == SL_OK);
-    CHECK_INT(write_lines(&k, b1, 1, 0, NULL, 1), SL_OK);
-    CHECK_STR(slurp(tpath("f4/q.ndjson")), "{\"b\":1}\n");
-    sink_close(&k);
+    CHECK_STR(slurp(tpath("f4/p.ndjson")), "{\"a\":1}\n{\"a\"");
+    CHECK_STR(slurp(tpath("f4/p.1.ndjson")), "{\"b\":1}\n");
 }
 
 static void t_file_unwritable(void)
 {
     struct sink k;
     put_file(tpath("f5"), "a plain file where a directory is needed\n");
-    REQUIRE(sink_open(&k, &sl_sink_file, "path: f5/out.ndjson\n") == SL_OK);
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: \"f5/%Y.ndjson\"\n") == SL_OK);
     static const char *const b1[] = {"{\"b\":1}"};
     CHECK_INT(write_lines(&k, b1, 1, 0, NULL, 1), SL_EIO);
     CHECK(strstr(k.err.msg, "f5 exists and is not a directory") != NULL);
@@ -841,6 +916,93 @@ static void t_sqlite_busy_and_rollback(void)
     sink_close(&k);
 }
 
+/* The checkpoint row shares the batch's transaction: when it cannot be written, no row is. */
+static void t_sqlite_checkpoint_same_transaction(void)
+{
+    struct sink k;
+    REQUIRE(sink_open(&k, &sl_sink_sqlite, "path: db12/w.db\ntable: t\n") == SL_OK);
+    static const char *const b1[] = {"{\"a\":1}", "{\"a\":2}"};
+    CHECK_INT(write_lines(&k, b1, N(b1), 0, "1", 1), SL_OK);
+    sqlite3 *db = db_open("db12/w.db");
+    CHECK_STR(q(db, "CREATE TRIGGER no_ckpt BEFORE UPDATE ON _sluice_checkpoints "
+                    "BEGIN SELECT RAISE(ABORT, 'checkpoint refused'); END"),
+              "");
+    static const char *const b2[] = {"{\"a\":3}"};
+    CHECK_INT(write_lines(&k, b2, N(b2), 0, "2", 2), SL_EDB);
+    CHECK(strstr(k.err.msg, "checkpoint refused") != NULL);
+    CHECK_STR(q(db, "SELECT a FROM t ORDER BY a"), "1\n2\n");
+    /* The same for a batch whose records were all dropped: nothing moves. */
+    struct sl_batch *b = make_batch(b2, 1, 0, "3", 3);
+    REQUIRE(b);
+    b->recs[0].flags |= SL_REC_DROPPED;
+    CHECK_INT(sink_write(&k, b), SL_EDB);
+    sl_batch_unref(b);
+    CHECK_STR(q(db, "SELECT position, records FROM _sluice_checkpoints"), "1|2\n");
+    CHECK_STR(q(db, "DROP TRIGGER no_ckpt"), "");
+    b = make_batch(b2, 1, 0, "3", 3);
+    REQUIRE(b);
+    b->recs[0].flags |= SL_REC_DROPPED;
+    CHECK_INT(sink_write(&k, b), SL_OK);
+    sl_batch_unref(b);
+    CHECK_STR(q(db, "SELECT position, records FROM _sluice_checkpoints"), "3|2\n");
+    sqlite3_close(db);
+    sink_close(&k);
+}
+
+static void t_sqlite_inspect_info_reset(void)
+{
+    struct sink k;
+    uint64_t recs = 9, ns = 9;
+    char *pos = (char *)"x";
+    /* Inspecting a database that does not exist creates nothing. */
+    REQUIRE(sink_open_inspect(&k, &sl_sink_sqlite, "path: db13/none/w.db\ntable: t\n") == SL_OK);
+    CHECK_INT(k.p->committed(k.state, "clicks", &pos, &k.err), SL_OK);
+    CHECK(pos == NULL);
+    CHECK_INT(k.p->commit_info(k.state, "clicks", &recs, &ns, &k.err), SL_OK);
+    CHECK_INT(recs, 0);
+    CHECK_INT(ns, 0);
+    CHECK_INT(k.p->reset(k.state, NULL, &k.err), SL_OK);
+    sink_close(&k);
+    CHECK(!exists(tpath("db13")));
+
+    time_t t0 = time(NULL);
+    REQUIRE(sink_open(&k, &sl_sink_sqlite, "path: db13/w.db\ntable: t\n") == SL_OK);
+    static const char *const b1[] = {"{\"a\":1}", "{\"a\":2}", "{\"a\":3}"};
+    CHECK_INT(write_lines(&k, b1, 2, 0, "c@2", 1), SL_OK);
+    CHECK_INT(write_lines(&k, b1 + 2, 1, 1, "o@1", 2), SL_OK);
+    sink_close(&k);
+    time_t t1 = time(NULL);
+
+    REQUIRE(sink_open_inspect(&k, &sl_sink_sqlite, "path: db13/w.db\ntable: t\n") == SL_OK);
+    CHECK_INT(k.p->committed(k.state, "clicks", &pos, &k.err), SL_OK);
+    CHECK_STR(pos, "c@2");
+    sl_free(pos);
+    CHECK_INT(k.p->commit_info(k.state, "clicks", &recs, &ns, &k.err), SL_OK);
+    CHECK_INT(recs, 2);
+    CHECK(ns >= (uint64_t)t0 * 1000000000u && ns <= ((uint64_t)t1 + 1) * 1000000000u);
+    CHECK(ns % 1000000u == 0); /* stored with millisecond precision */
+    /* Inspection writes nothing; the sink refuses batches. */
+    CHECK_INT(write_lines(&k, b1, 1, 0, "c@9", 3), SL_ESTATE);
+    CHECK_INT(k.p->reset(k.state, "clicks", &k.err), SL_OK);
+    CHECK_INT(k.p->committed(k.state, "clicks", &pos, &k.err), SL_OK);
+    CHECK(pos == NULL);
+    sink_close(&k);
+    sqlite3 *db = db_open("db13/w.db");
+    CHECK_STR(q(db, "SELECT source, position, records FROM _sluice_checkpoints"), "orders|o@1|1\n");
+    CHECK_STR(q(db, "SELECT a FROM t ORDER BY a"), "1\n2\n3\n"); /* rows are kept */
+    sqlite3_close(db);
+
+    /* reset of every source, through a normal (read-write) open. */
+    REQUIRE(sink_open(&k, &sl_sink_sqlite, "path: db13/w.db\ntable: t\n") == SL_OK);
+    CHECK_INT(k.p->reset(k.state, NULL, &k.err), SL_OK);
+    CHECK_INT(k.p->committed(k.state, "orders", &pos, &k.err), SL_OK);
+    CHECK(pos == NULL);
+    sink_close(&k);
+    db = db_open("db13/w.db");
+    CHECK_STR(q(db, "SELECT count(*) FROM _sluice_checkpoints"), "0\n");
+    sqlite3_close(db);
+}
+
 /* ---- allocation failures ---------------------------------------------------------- */
 
 /*
@@ -997,7 +1159,7 @@ int main(int argc, char **argv)
     RUN(t_file_appends_lines);
     RUN(t_file_template);
     RUN(t_file_rotation);
-    RUN(t_file_trims_partial_line);
+    RUN(t_file_existing_output_kept);
     RUN(t_file_unwritable);
     RUN(t_sqlite_create_and_types);
     RUN(t_sqlite_alter_and_upsert_by_id);
@@ -1010,6 +1172,8 @@ int main(int argc, char **argv)
     RUN(t_sqlite_existing_table);
     RUN(t_sqlite_config_errors);
     RUN(t_sqlite_busy_and_rollback);
+    RUN(t_sqlite_checkpoint_same_transaction);
+    RUN(t_sqlite_inspect_info_reset);
     RUN(t_alloc_failures);
     sl_json_parser_destroy(parser);
     int rc = TEST_DONE();

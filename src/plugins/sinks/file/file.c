@@ -1,38 +1,50 @@
 /*
- * file.c - the `file` sink: append live records as NDJSON lines to files named from a
- * template, rotating by size.
+ * file.c - the `file` sink: NDJSON files that are committed atomically with the source
+ * positions they cover, through a manifest (DESIGN.md section 4).
  *
- * What it does. `path` is a strftime-style template expanded in UTC each time a batch is
- * written (out/clicks-%Y-%m-%d.ndjson), so output splits by time without any timer. Within
- * one expanded name ("the base"), `max_bytes` rotates: when the next line would take the
- * current file past the limit, the sink continues in the next file of the sequence
+ * What it does. `path` is a strftime-style template expanded in UTC when a batch is
+ * written (out/clicks-%Y-%m-%d.ndjson). Records are appended to an in-progress file beside
+ * the final one, `dir/.NAME.TAG.inprogress`, which a reader globbing `dir/NAME*` skips. A file
+ * is finished (renamed to its final NAME, never to be written again) when the next batch
+ * would take it past `max_bytes`, when the template expands to another name, when it has
+ * been open for `roll_interval`, and at close. Within one expanded name ("the base") the
+ * files are numbered out/clicks.ndjson, out/clicks.1.ndjson, ... (the number goes before
+ * the extension); a new file takes the first number whose final and in-progress names are
+ * both free, so a finished file is never appended to or overwritten.
  *
- *     out/clicks.ndjson, out/clicks.1.ndjson, out/clicks.2.ndjson, ...
+ * The commit (delivery: exactly_once). After a batch is appended: fsync the in-progress
+ * file, then write the manifest: a temporary file, fsync, rename over the manifest, fsync
+ * of its directory. The manifest (docs/internals/file-sink.md has its fields) names the
+ * in-progress file and its committed length, the finished files, and per source the
+ * position after the last committed batch. The rename is the commit point: before it the
+ * old manifest describes a shorter file and an older position, after it the new ones.
  *
- * (the number goes before the extension, which is the part of the file name from its last
- * dot; a name without one gets the number appended: out/log, out/log.1). A single line
- * longer than max_bytes gets a file of its own. When the sink starts, or the template
- * expands to a new base, it continues in the highest-numbered existing file of that base.
+ * Recovery (init). The manifest's temporary file is removed (a torn one is just a commit
+ * that did not happen); the in-progress file is cut back to the committed length (a batch
+ * written but not committed); in-progress files of this sink the manifest does not name
+ * are deleted; an in-progress file that is gone while its final name exists with exactly
+ * the committed length was renamed just before a crash, and is recorded as finished. So
+ * after a kill -9 at any instant the outputs hold exactly the records up to the committed
+ * positions, which is where the sources resume (the engine asks committed()).
  *
- * How it fits. Each batch is serialized into one reusable buffer and written with one
- * write(2) per file it touches, then committed by commit_batch (fsync of the file and,
- * when a file was created, of its directory). commit_batch is the single place where a
- * later version adds the checkpoint manifest of DESIGN.md section 4 (temporary file +
- * rename); until then the file sink is at-least-once: committed() answers "nothing", and a
- * replay after a crash may repeat lines of the last batches.
+ * delivery: at_least_once. No fsync and no manifest per batch; the manifest is written
+ * when a file is opened or finished and at flush/close. After a crash the uncommitted tail
+ * is still cut off, so the output holds no partial and no repeated record, but everything
+ * since the last manifest write is read and written again, and must still be readable at
+ * the source.
  *
- * Failures. A failed batch is rolled back before process returns: files created during
- * the batch are removed and the file it started in is truncated to its size before the
- * batch, so a retried batch does not duplicate lines. A full disk (ENOSPC, EDQUOT) returns
- * SL_RETRY after the rollback; other I/O errors are fatal. A file found ending in a partial
- * line (a crash mid-write before the data was committed) is cut back to its last complete
- * line when opened, with a warning.
+ * Failures. A batch that fails is undone (the in-progress file is cut back to its size
+ * before the batch). A full disk returns SL_RETRY after that; other I/O errors are fatal.
+ * A manifest that cannot be parsed, or has an unknown "format", stops the sink at init
+ * with a message naming the file and `sluice reset`.
  *
- * Threading and ownership. process, flush and close run on the sink's single thread. The
- * state owns its buffer, the current file descriptor and the path strings.
+ * Threading and ownership. Everything runs on the sink's single thread. The state owns
+ * its buffers, the in-progress file descriptor and the manifest's contents in memory.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,31 +57,67 @@
 #include "sluice/plugin.h"
 #include "sluice/record.h"
 
-#define FILE_BUF_MAX ((size_t)64 << 20) /* output buffer hard maximum */
-#define FILE_MAX_ROTATIONS 1000000u     /* sanity bound on the rotation counter */
+#include "plugins/sinks/common/id_field.h"
+
+#define FILE_BUF_MAX ((size_t)64 << 20)      /* output buffer hard maximum */
+#define FILE_MANIFEST_MAX ((size_t)16 << 20) /* manifest hard maximum */
+#define FILE_MAX_ROTATIONS 1000000u          /* sanity bound on the rotation counter */
+#define FILE_MAX_SOURCES 4096                /* source entries a manifest may hold */
+#define FILE_KEEP_FINISHED 100               /* finished names the manifest lists */
+#define FILE_MANIFEST_FORMAT 1
+
+/* What the manifest says about one source. */
+struct src_entry {
+    char *name;       /* sl_malloc'd */
+    char *position;   /* sl_malloc'd, or NULL */
+    uint64_t records; /* records written for this source, in total */
+    uint64_t commit_ns;
+};
 
 /*
  * Invariants:
- *   1. fd >= 0 iff base[0] != '\0'; then fd is open on the file named by (base, index),
- *      opened O_APPEND, and size is that file's length.
- *   2. out.len == 0 between calls to process.
- *   3. Every byte written by a batch that failed has been removed again (rollback), or
- *      process returned a fatal error saying the rollback failed.
- *   4. base, cur and the template are < PATH_MAX bytes including the NUL.
+ *   1. fd >= 0 iff base[0] != '\0'; then fd is open on tmp (the in-progress file of
+ *      file number index of base, whose final name is cur) and size is its length.
+ *   2. committed <= size; the manifest on disk names tmp with length committed and the
+ *      positions in srcs as of that write, except while `dirty` (at_least_once, or inside
+ *      process between the append and the commit).
+ *   3. out.len == 0 between calls to process.
+ *   4. root, base, cur, tmp and the template are < PATH_MAX bytes including the NUL; base,
+ *      cur and tmp lie below root (their names relative to root are what the manifest
+ *      stores).
+ *   5. finished holds at most FILE_KEEP_FINISHED names, oldest first.
  */
 struct file_sink {
-    const char *name;    /* component name (outlives the state) */
-    char *tmpl;          /* path template, absolute or relative to dir */
-    char *dir;           /* config directory for relative templates */
-    int do_fsync;        /* fsync after each batch */
-    uint64_t max_bytes;  /* 0: no rotation */
-    char base[PATH_MAX]; /* expanded template of the current file sequence */
-    char cur[PATH_MAX];  /* name of the file fd is open on */
-    unsigned index;      /* rotation number of cur within base; 0 is base itself */
+    const char *name;     /* component name (outlives the state) */
+    const char *pipeline; /* pipeline name (outlives the state) */
+    const char *const *source_names;
+    size_t nsources;
+    int exactly_once, inspect, do_fsync;
+    uint64_t max_bytes;
+    uint64_t roll_ns;                         /* 0: no roll_interval */
+    char id_field[SL__SINK_ID_FIELD_MAX + 1]; /* "" when switched off */
+    char tag[9];                              /* 8 hex digits of (pipeline, sink) */
+    char root[PATH_MAX];                      /* fixed directory part of the template */
+    char *rel_tmpl;                           /* the template below root */
+    char manifest[PATH_MAX], manifest_tmp[PATH_MAX];
+    /* the in-progress file (invariant 1) */
+    char base[PATH_MAX], cur[PATH_MAX], tmp[PATH_MAX];
+    unsigned index;
     int fd;
-    uint64_t size;
-    int created; /* a file was created since the last commit: fsync its dir */
-    struct sl_buf out;
+    uint64_t size, committed, opened_ns;
+    int created; /* tmp was created since the last commit: fsync its directory */
+    int dirty;   /* memory is ahead of the manifest (invariant 2) */
+    int broken;  /* a rollback failed: leave the files to the next start's recovery */
+    int damaged; /* inspect mode: the manifest could not be used (damage_msg says why) */
+    char damage_msg[SL_ERROR_MSG_MAX];
+    /* the rest of the manifest */
+    char *finished[FILE_KEEP_FINISHED];
+    size_t nfinished;
+    uint64_t finished_total;
+    struct src_entry *srcs;
+    size_t nsrcs;
+    uint64_t records, commit_ns;
+    struct sl_buf out, mbuf;
 };
 
 static const struct sl_option file_options[] = {
@@ -86,14 +134,27 @@ static const struct sl_option file_options[] = {
     {.name = "max_bytes",
      .type = SL_OPT_SIZE,
      .def = "0",
-     .help = "Rotate to the next file (name.1.ext, name.2.ext, ...) before a file would "
-             "exceed this size; 0 never rotates."},
+     .help = "Finish a file and start the next (name.1.ext, name.2.ext, ...) before a batch "
+             "would take it past this size; 0 never does."},
+    {.name = "roll_interval",
+     .type = SL_OPT_DURATION,
+     .def = "0",
+     .help = "Finish a file once it has been open this long (checked when a batch arrives); "
+             "0 never does."},
     {.name = "fsync",
      .type = SL_OPT_BOOL,
      .def = "true",
-     .help = "fsync the file (and its directory when a file was created) after every batch."},
+     .help = "fsync the data, the manifest and their directories at every commit; false "
+             "survives a crash of sluice but not a power loss."},
+    {.name = "id_field",
+     .type = SL_OPT_STRING,
+     .def = "_sluice_id",
+     .help = "Field added to every object record holding its record id (32 hex digits); "
+             "\"\" switches it off."},
     {0},
 };
+
+/* ---- names ---------------------------------------------------------------------------- */
 
 /* Conversions a template may use: fixed-width numbers and %%. Anything locale-dependent or
  * containing spaces is refused so that file names stay predictable. */
@@ -123,7 +184,7 @@ static sl_rc check_template(const char *name, const struct sl_cfg_node *node, co
     return SL_OK;
 }
 
-/* Expand the template for time now into out[PATH_MAX], resolved against dir. */
+/* Expand the template for time now into out[PATH_MAX] (root/expansion). */
 static sl_rc expand_path(const struct file_sink *s, time_t now, char *out, struct sl_error *err)
 {
     struct tm tm;
@@ -133,21 +194,23 @@ static sl_rc expand_path(const struct file_sink *s, time_t now, char *out, struc
         /* The template is the user's format string by design; check_template vetted it. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    size_t n = strftime(name, sizeof name, s->tmpl, &tm);
+    size_t n = strftime(name, sizeof name, s->rel_tmpl, &tm);
 #pragma GCC diagnostic pop
     if (n == 0)
         return sl_error_set(err, SL_ELIMIT,
-                            "path template \"%s\" expands to nothing or to more than "
-                            "%d bytes",
-                            s->tmpl, PATH_MAX - 1);
-    int w;
-    if (name[0] == '/' || !s->dir || !*s->dir)
-        w = snprintf(out, PATH_MAX, "%s", name);
-    else
-        w = snprintf(out, PATH_MAX, "%s/%s", s->dir, name);
+                            "path template \"%s\" expands to nothing or to more than %d bytes",
+                            s->rel_tmpl, PATH_MAX - 1);
+    int w = snprintf(out, PATH_MAX, "%s/%s", s->root, name);
     if (w < 0 || w >= PATH_MAX)
-        return sl_error_set(err, SL_ELIMIT, "output path %s/%s is too long", s->dir, name);
+        return sl_error_set(err, SL_ELIMIT, "output path %s/%s is too long", s->root, name);
     return SL_OK;
+}
+
+/* A path below root as the manifest stores it (invariant 4). */
+static const char *rel_name(const struct file_sink *s, const char *path)
+{
+    size_t n = strlen(s->root);
+    return strncmp(path, s->root, n) == 0 && path[n] == '/' ? path + n + 1 : path;
 }
 
 /*
@@ -173,15 +236,38 @@ static sl_rc rotated_name(const char *base, unsigned index, char *out, struct sl
     return SL_OK;
 }
 
+/* The in-progress name of final file path: dir/.NAME.TAG.inprogress. */
+static sl_rc temp_name(const struct file_sink *s, const char *path, char *out,
+                       struct sl_error *err)
+{
+    const char *slash = strrchr(path, '/');
+    int dlen = slash ? (int)(slash - path + 1) : 0;
+    int w = snprintf(out, PATH_MAX, "%.*s.%s.%s.inprogress", dlen, path, path + dlen, s->tag);
+    if (w < 0 || w >= PATH_MAX)
+        return sl_error_set(err, SL_ELIMIT, "the in-progress name of %s is too long", path);
+    return SL_OK;
+}
+
+/* ---- file system helpers --------------------------------------------------------------- */
+
+/* dir[PATH_MAX] = the directory part of path ("." when none). */
+static void parent_of(const char *path, char *dir)
+{
+    snprintf(dir, PATH_MAX, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, PATH_MAX, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+}
+
 /* mkdir -p of the directory part of path. */
 static sl_rc make_parent_dirs(const char *path, struct sl_error *err)
 {
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir)
-        return SL_OK;
-    *slash = '\0';
+    parent_of(path, dir);
     struct stat st;
     if (stat(dir, &st) == 0) {
         if (S_ISDIR(st.st_mode))
@@ -198,21 +284,16 @@ static sl_rc make_parent_dirs(const char *path, struct sl_error *err)
     }
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return sl_error_sys(err, SL_EIO, errno, "creating directory %s", dir);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return sl_error_set(err, SL_EIO, "%s exists and is not a directory", dir);
     return SL_OK;
 }
 
-/* fsync the directory holding path, so a newly created entry survives a power loss. */
+/* fsync the directory holding path, so an entry created or renamed there is durable. */
 static sl_rc sync_parent_dir(const char *path, struct sl_error *err)
 {
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
+    parent_of(path, dir);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return sl_error_sys(err, SL_EIO, errno, "opening directory %s to fsync it", dir);
@@ -224,212 +305,636 @@ static sl_rc sync_parent_dir(const char *path, struct sl_error *err)
     return SL_OK;
 }
 
-/*
- * A file that does not end in '\n' holds the start of a line whose batch never committed
- * (a crash mid-write). Cut it back to the last complete line so new lines do not join it.
- */
-static sl_rc trim_partial_line(struct file_sink *s, struct sl_error *err)
+static sl_rc write_fd(int fd, const char *path, const char *p, size_t n, struct sl_error *err)
 {
-    char chunk[4096];
-    uint64_t end = s->size;
-    while (end > 0) {
-        size_t n = end < sizeof chunk ? (size_t)end : sizeof chunk;
-        ssize_t r = pread(s->fd, chunk, n, (off_t)(end - n));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r != (ssize_t)n)
-            return sl_error_sys(err, SL_EIO, r < 0 ? errno : EIO, "reading %s", s->cur);
-        size_t i = n;
-        while (i > 0 && chunk[i - 1] != '\n')
-            i--;
-        if (i > 0) {
-            end = end - n + i;
-            break;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            return sl_error_sys(err, (e == ENOSPC || e == EDQUOT) ? SL_RETRY : SL_EIO, e,
+                                "writing %s", path);
         }
-        end -= n;
+        p += w;
+        n -= (size_t)w;
     }
-    if (end == s->size)
-        return SL_OK;
-    sl_warn(s->name,
-            "%s ended in an incomplete line (%llu bytes) left by an interrupted write; "
-            "removed it",
-            s->cur, (unsigned long long)(s->size - end));
-    if (ftruncate(s->fd, (off_t)end) != 0)
-        return sl_error_sys(err, SL_EIO, errno, "truncating %s", s->cur);
-    s->size = end;
     return SL_OK;
 }
 
-/* Open file number index of the current base for appending. */
-static sl_rc open_index(struct file_sink *s, unsigned index, struct sl_error *err)
+static uint64_t now_ns(void)
 {
-    sl_rc rc = rotated_name(s->base, index, s->cur, err);
-    if (rc)
-        return rc;
-    /* Read access too: trim_partial_line looks at the end of an existing file. */
-    int fd = open(s->cur, O_RDWR | O_APPEND | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
-        fd = open(s->cur, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
-        s->created = 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the manifest in memory -------------------------------------------------------------- */
+
+static struct src_entry *find_src(struct file_sink *s, const char *name)
+{
+    for (size_t i = 0; i < s->nsrcs; i++)
+        if (strcmp(s->srcs[i].name, name) == 0)
+            return &s->srcs[i];
+    return NULL;
+}
+
+static struct src_entry *add_src(struct file_sink *s, const char *name, size_t n)
+{
+    if (s->nsrcs >= FILE_MAX_SOURCES)
+        return NULL;
+    char *copy = sl_strndup(name, n);
+    if (!copy)
+        return NULL;
+    struct src_entry *e = &s->srcs[s->nsrcs++];
+    memset(e, 0, sizeof *e);
+    e->name = copy;
+    return e;
+}
+
+static void drop_src(struct file_sink *s, size_t i)
+{
+    sl_free(s->srcs[i].name);
+    sl_free(s->srcs[i].position);
+    s->srcs[i] = s->srcs[--s->nsrcs];
+}
+
+/* Remember a finished file (invariant 5: the oldest name falls off). */
+static sl_rc push_finished(struct file_sink *s, const char *rel)
+{
+    char *copy = sl_strdup(rel);
+    if (!copy)
+        return SL_ENOMEM;
+    if (s->nfinished == FILE_KEEP_FINISHED) {
+        sl_free(s->finished[0]);
+        memmove(s->finished, s->finished + 1, (FILE_KEEP_FINISHED - 1) * sizeof *s->finished);
+        s->nfinished--;
     }
+    s->finished[s->nfinished++] = copy;
+    s->finished_total++;
+    return SL_OK;
+}
+
+static void clear_manifest_state(struct file_sink *s)
+{
+    while (s->nsrcs)
+        drop_src(s, s->nsrcs - 1);
+    for (size_t i = 0; i < s->nfinished; i++)
+        sl_free(s->finished[i]);
+    s->nfinished = 0;
+    s->finished_total = 0;
+    s->records = s->commit_ns = 0;
+}
+
+/* Serialize the state as manifest format 1 into s->mbuf. */
+static sl_rc manifest_json(struct file_sink *s)
+{
+    struct sl_buf *m = &s->mbuf;
+    sl_rc rc;
+    sl_buf_clear(m);
+    rc = sl_buf_printf(m, "{\"format\":%d,\"pipeline\":", FILE_MANIFEST_FORMAT);
+#define PUT(expr)                                                                                  \
+    do {                                                                                           \
+        if (rc == SL_OK)                                                                           \
+            rc = (expr);                                                                           \
+    } while (0)
+    PUT(sl_json_write_str(m, s->pipeline, strlen(s->pipeline)));
+    PUT(sl_buf_puts(m, ",\"sink\":"));
+    PUT(sl_json_write_str(m, s->name, strlen(s->name)));
+    PUT(sl_buf_puts(m, ",\n\"in_progress\":"));
+    if (s->base[0]) {
+        const char *t = rel_name(s, s->tmp), *c = rel_name(s, s->cur), *b = rel_name(s, s->base);
+        PUT(sl_buf_puts(m, "{\"temp\":"));
+        PUT(sl_json_write_str(m, t, strlen(t)));
+        PUT(sl_buf_puts(m, ",\"file\":"));
+        PUT(sl_json_write_str(m, c, strlen(c)));
+        PUT(sl_buf_puts(m, ",\"base\":"));
+        PUT(sl_json_write_str(m, b, strlen(b)));
+        PUT(sl_buf_printf(m, ",\"index\":%u,\"length\":%" PRIu64 ",\"opened_ns\":%" PRIu64 "}",
+                          s->index, s->size, s->opened_ns));
+    } else {
+        PUT(sl_buf_puts(m, "null"));
+    }
+    PUT(sl_buf_printf(m, ",\n\"finished_total\":%" PRIu64 ",\"finished\":[", s->finished_total));
+    for (size_t i = 0; i < s->nfinished; i++) {
+        PUT(sl_buf_puts(m, i ? ",\n  " : "\n  "));
+        PUT(sl_json_write_str(m, s->finished[i], strlen(s->finished[i])));
+    }
+    PUT(sl_buf_puts(m, "],\n\"sources\":{"));
+    for (size_t i = 0; i < s->nsrcs; i++) {
+        const struct src_entry *e = &s->srcs[i];
+        PUT(sl_buf_puts(m, i ? ",\n  " : "\n  "));
+        PUT(sl_json_write_str(m, e->name, strlen(e->name)));
+        PUT(sl_buf_puts(m, ":{\"position\":"));
+        if (e->position)
+            PUT(sl_json_write_str(m, e->position, strlen(e->position)));
+        else
+            PUT(sl_buf_puts(m, "null"));
+        PUT(sl_buf_printf(m, ",\"records\":%" PRIu64 ",\"commit_ns\":%" PRIu64 "}", e->records,
+                          e->commit_ns));
+    }
+    PUT(sl_buf_printf(m, "},\n\"records\":%" PRIu64 ",\"commit_ns\":%" PRIu64 "}\n", s->records,
+                      s->commit_ns));
+#undef PUT
+    return rc;
+}
+
+/*
+ * Write the manifest: temp file, fsync, rename over the manifest, fsync of its directory.
+ * The rename is the commit point. Clears dirty and sets committed on success.
+ */
+static sl_rc manifest_write(struct file_sink *s, struct sl_error *err)
+{
+    sl_rc rc = manifest_json(s);
+    if (rc)
+        return sl_error_set(err, rc,
+                            "the manifest of sink %s is larger than %zu MiB (too many or too "
+                            "long source positions?)",
+                            s->name, FILE_MANIFEST_MAX >> 20);
+    if ((rc = make_parent_dirs(s->manifest, err)))
+        return rc;
+    int fd = open(s->manifest_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0)
-        return sl_error_sys(err, SL_EIO, errno,
-                            "opening %s for appending; check that its directory is "
-                            "writable",
-                            s->cur);
+        return sl_error_sys(err, SL_EIO, errno, "creating %s", s->manifest_tmp);
+    rc = write_fd(fd, s->manifest_tmp, s->mbuf.data, s->mbuf.len, err);
+    if (rc == SL_OK && s->do_fsync && fsync(fd) != 0)
+        rc = sl_error_sys(err, SL_EIO, errno, "fsync %s", s->manifest_tmp);
+    if (close(fd) != 0 && rc == SL_OK)
+        rc = sl_error_sys(err, SL_EIO, errno, "closing %s", s->manifest_tmp);
+    if (rc == SL_OK && rename(s->manifest_tmp, s->manifest) != 0)
+        rc = sl_error_sys(err, SL_EIO, errno, "renaming %s to %s", s->manifest_tmp, s->manifest);
+    if (rc) {
+        unlink(s->manifest_tmp);
+        return rc;
+    }
+    /* Committed from here on, even if the directory sync below fails (callers check dirty). */
+    s->committed = s->size;
+    s->dirty = 0;
+    if (s->do_fsync && (rc = sync_parent_dir(s->manifest, err)))
+        return rc;
+    return SL_OK;
+}
+
+/* ---- reading the manifest ------------------------------------------------------------ */
+
+static int member(const struct sl_value *obj, const char *key, struct sl_arena *a,
+                  struct sl_value *out)
+{
+    return obj->type == SL_V_OBJECT && sl_value_member(obj, key, strlen(key), a, out);
+}
+
+/* A non-negative integer member; 0 when absent. -1 when present but not one. */
+static int member_u64(const struct sl_value *obj, const char *key, struct sl_arena *a,
+                      uint64_t *out)
+{
+    struct sl_value v;
+    int64_t i;
+    *out = 0;
+    if (!member(obj, key, a, &v) || v.type == SL_V_NULL)
+        return 0;
+    if (v.type != SL_V_NUMBER || !v.u.num.text || !sl_json_num_to_i64(v.u.num.text, v.len, &i) ||
+        i < 0)
+        return -1;
+    *out = (uint64_t)i;
+    return 0;
+}
+
+/* A string member into out[PATH_MAX] below root; -1 when absent, not a string or too long. */
+static int member_path(const struct file_sink *s, const struct sl_value *obj, const char *key,
+                       struct sl_arena *a, char *out)
+{
+    struct sl_value v;
+    if (!member(obj, key, a, &v) || v.type != SL_V_STRING || v.len == 0 ||
+        memchr(v.u.str, '\0', v.len))
+        return -1;
+    int w = snprintf(out, PATH_MAX, "%s/%.*s", s->root, (int)v.len, v.u.str);
+    return w < 0 || w >= PATH_MAX ? -1 : 0;
+}
+
+/*
+ * Load the manifest into the state. SL_OK (also when there is none), SL_EPARSE for a damaged
+ * one and SL_EUNSUPPORTED for an unknown format (err says which and what to do), SL_EIO,
+ * SL_ENOMEM. The in-progress file is only named here (base/cur/tmp/size), not opened.
+ */
+static sl_rc manifest_read(struct file_sink *s, struct sl_error *err)
+{
+    struct sl_arena a;
+    struct sl_json_parser *p = NULL;
+    char *text = NULL;
+    sl_rc rc = SL_OK;
+    sl_arena_init(&a, 0);
+    int fd = open(s->manifest, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return SL_OK; /* nothing committed yet (the first write reports a bad directory) */
+        return sl_error_sys(err, SL_EIO, errno, "opening %s", s->manifest);
+    }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        rc = sl_error_sys(err, SL_EIO, errno, "fstat %s", s->cur);
-        close(fd);
-        return rc;
+        rc = sl_error_sys(err, SL_EIO, errno, "fstat %s", s->manifest);
+        goto out;
     }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return sl_error_set(err, SL_EIO, "%s is not a regular file", s->cur);
+    if ((uint64_t)st.st_size > FILE_MANIFEST_MAX) {
+        rc = sl_error_set(err, SL_EPARSE, "is larger than %zu MiB", FILE_MANIFEST_MAX >> 20);
+        goto out;
     }
-    s->fd = fd;
-    s->index = index;
-    s->size = (uint64_t)st.st_size;
-    return trim_partial_line(s, err);
+    size_t n = (size_t)st.st_size;
+    text = sl_malloc(n + 1);
+    if (!text) {
+        rc = sl_error_set(err, SL_ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, text + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = sl_error_sys(err, SL_EIO, r < 0 ? errno : EIO, "reading %s", s->manifest);
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    if ((rc = sl_json_parser_create(&p))) {
+        rc = sl_error_set(err, rc, "out of memory");
+        goto out;
+    }
+    struct sl_tape tape;
+    struct sl_json_error je;
+    struct sl_value root, v, ip;
+    rc = sl_json_parse(p, text, n, 16, &a, &tape, &je);
+    if (rc == SL_EPARSE) {
+        rc = sl_error_set(err, SL_EPARSE, "is not valid JSON (byte %zu: %s)", je.offset, je.msg);
+        goto out;
+    }
+    if (rc || (rc = sl_value_from_tape(&tape, 0, &a, &root))) {
+        rc = sl_error_set(err, rc, "reading it: %s", sl_strerror(rc));
+        goto out;
+    }
+    uint64_t format;
+    if (root.type != SL_V_OBJECT || member_u64(&root, "format", &a, &format) != 0 || format == 0) {
+        rc = sl_error_set(err, SL_EPARSE, "has no \"format\" number");
+        goto out;
+    }
+    if (format != FILE_MANIFEST_FORMAT) {
+        rc = sl_error_set(err, SL_EUNSUPPORTED,
+                          "has format %" PRIu64 ", which this version of sluice does not know "
+                          "(it reads and writes format %d); run the version that wrote it",
+                          format, FILE_MANIFEST_FORMAT);
+        goto out;
+    }
+    if (member(&root, "in_progress", &a, &ip) && ip.type == SL_V_OBJECT) {
+        uint64_t index;
+        if (member_path(s, &ip, "temp", &a, s->tmp) || member_path(s, &ip, "file", &a, s->cur) ||
+            member_path(s, &ip, "base", &a, s->base) || member_u64(&ip, "index", &a, &index) ||
+            index >= FILE_MAX_ROTATIONS || member_u64(&ip, "length", &a, &s->size) ||
+            member_u64(&ip, "opened_ns", &a, &s->opened_ns)) {
+            s->base[0] = '\0';
+            rc = sl_error_set(err, SL_EPARSE, "has a malformed \"in_progress\" entry");
+            goto out;
+        }
+        s->index = (unsigned)index;
+        s->committed = s->size;
+    } else if (member(&root, "in_progress", &a, &ip) && ip.type != SL_V_NULL) {
+        rc = sl_error_set(err, SL_EPARSE, "has a malformed \"in_progress\" entry");
+        goto out;
+    }
+    if (member_u64(&root, "finished_total", &a, &s->finished_total) ||
+        member_u64(&root, "records", &a, &s->records) ||
+        member_u64(&root, "commit_ns", &a, &s->commit_ns)) {
+        rc = sl_error_set(err, SL_EPARSE, "has a malformed count or time");
+        goto out;
+    }
+    if (member(&root, "finished", &a, &v) && v.type == SL_V_ARRAY) {
+        uint32_t cnt = sl_value_count(&v);
+        uint64_t total = s->finished_total;
+        for (uint32_t i = cnt > FILE_KEEP_FINISHED ? cnt - FILE_KEEP_FINISHED : 0; i < cnt; i++) {
+            struct sl_value f;
+            char *copy;
+            if (sl_value_index(&v, i, &a, &f) != SL_OK || f.type != SL_V_STRING) {
+                rc = sl_error_set(err, SL_EPARSE, "has a malformed \"finished\" list");
+                goto out;
+            }
+            if (!(copy = sl_strndup(f.u.str, f.len))) {
+                rc = sl_error_set(err, SL_ENOMEM, "out of memory");
+                goto out;
+            }
+            s->finished[s->nfinished++] = copy;
+        }
+        s->finished_total = total;
+    }
+    if (member(&root, "sources", &a, &v) && v.type == SL_V_OBJECT) {
+        struct sl_value obj;
+        if ((rc = sl_value_materialize(&v, &a, &obj))) {
+            rc = sl_error_set(err, rc, "out of memory");
+            goto out;
+        }
+        for (uint32_t i = 0; i < obj.len; i++) {
+            const struct sl_member *mb = &obj.u.members[i];
+            struct sl_value pos;
+            struct src_entry *e = add_src(s, mb->key, mb->klen);
+            if (!e) {
+                rc = sl_error_set(err, s->nsrcs >= FILE_MAX_SOURCES ? SL_EPARSE : SL_ENOMEM,
+                                  "holds too many sources, or memory ran out");
+                goto out;
+            }
+            if (mb->val.type != SL_V_OBJECT || member_u64(&mb->val, "records", &a, &e->records) ||
+                member_u64(&mb->val, "commit_ns", &a, &e->commit_ns)) {
+                rc = sl_error_set(err, SL_EPARSE, "has a malformed entry for source \"%s\"",
+                                  e->name);
+                goto out;
+            }
+            if (member(&mb->val, "position", &a, &pos) && pos.type == SL_V_STRING) {
+                if (!(e->position = sl_strndup(pos.u.str, pos.len))) {
+                    rc = sl_error_set(err, SL_ENOMEM, "out of memory");
+                    goto out;
+                }
+            }
+        }
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    sl_json_parser_destroy(p);
+    sl_free(text);
+    sl_arena_fini(&a);
+    return rc;
 }
+
+/* ---- recovery ------------------------------------------------------------------------------ */
+
+/* Delete this sink's in-progress files in the directory of path other than s->tmp. */
+static sl_rc delete_unknown_temps(struct file_sink *s, const char *path, struct sl_error *err)
+{
+    char dir[PATH_MAX], suffix[32], victim[PATH_MAX];
+    parent_of(path, dir);
+    snprintf(suffix, sizeof suffix, ".%s.inprogress", s->tag);
+    size_t sl = strlen(suffix);
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT || errno == ENOTDIR ? SL_OK
+                                                   : sl_error_sys(err, SL_EIO, errno, "listing %s", dir);
+    struct dirent *de;
+    sl_rc rc = SL_OK;
+    while (rc == SL_OK && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (de->d_name[0] != '.' || n <= sl + 1 || strcmp(de->d_name + n - sl, suffix) != 0)
+            continue;
+        int w = snprintf(victim, sizeof victim, "%s/%s", dir, de->d_name);
+        if (w < 0 || w >= (int)sizeof victim || (s->base[0] && strcmp(victim, s->tmp) == 0))
+            continue;
+        sl_warn(s->name, "removing %s: an in-progress file the manifest does not know (written "
+                         "before a crash, never committed)", victim);
+        if (unlink(victim) != 0 && errno != ENOENT)
+            rc = sl_error_sys(err, SL_EIO, errno, "removing %s", victim);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Bring the files in line with the manifest just read (see the top of this file). */
+static sl_rc recover(struct file_sink *s, struct sl_error *err)
+{
+    sl_rc rc;
+    if (unlink(s->manifest_tmp) == 0)
+        sl_info(s->name, "removed %s, a manifest write cut short by a crash", s->manifest_tmp);
+    if (s->base[0]) {
+        int fd = open(s->tmp, O_RDWR | O_APPEND | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 && errno != ENOENT)
+            return sl_error_sys(err, SL_EIO, errno, "opening %s", s->tmp);
+        if (fd < 0) {
+            uint64_t len = s->size;
+            int fin = stat(s->cur, &st) == 0 && S_ISREG(st.st_mode);
+            if (fin && (uint64_t)st.st_size == len) {
+                /* Renamed, then the crash came before the manifest said so. */
+                sl_info(s->name, "%s was finished just before a crash; recording it", s->cur);
+                if ((rc = push_finished(s, rel_name(s, s->cur))))
+                    return sl_error_set(err, rc, "out of memory");
+            } else if (len > 0) {
+                return sl_error_set(err, SL_ESTATE,
+                                    "the manifest %s says %s holds %" PRIu64 " committed bytes, "
+                                    "but it is gone%s; restore it, or run `sluice reset` to "
+                                    "deliver everything again",
+                                    s->manifest, s->tmp, len,
+                                    fin ? " and its final name has another length" : "");
+            }
+            s->base[0] = '\0';
+            s->size = s->committed = 0;
+            if ((rc = manifest_write(s, err)))
+                return rc;
+        } else {
+            if (fstat(fd, &st) != 0) {
+                rc = sl_error_sys(err, SL_EIO, errno, "fstat %s", s->tmp);
+                close(fd);
+                return rc;
+            }
+            if ((uint64_t)st.st_size < s->size) {
+                close(fd);
+                return sl_error_set(err, SL_ESTATE,
+                                    "%s is %lld bytes long but the manifest %s committed %" PRIu64
+                                    " (a power loss with fsync: false?); committed output is "
+                                    "lost: run `sluice reset` to deliver everything again",
+                                    s->tmp, (long long)st.st_size, s->manifest, s->size);
+            }
+            if ((uint64_t)st.st_size > s->size) {
+                sl_warn(s->name,
+                        "cutting %s back to its committed %" PRIu64 " bytes (%llu bytes of "
+                        "batches that were written but never committed)",
+                        s->tmp, s->size, (unsigned long long)((uint64_t)st.st_size - s->size));
+                if (ftruncate(fd, (off_t)s->size) != 0 || (s->do_fsync && fsync(fd) != 0)) {
+                    rc = sl_error_sys(err, SL_EIO, errno, "truncating %s", s->tmp);
+                    close(fd);
+                    return rc;
+                }
+            }
+            s->fd = fd;
+        }
+    }
+    if (s->base[0] && (rc = delete_unknown_temps(s, s->tmp, err)))
+        return rc;
+    char now_base[PATH_MAX];
+    if ((rc = expand_path(s, time(NULL), now_base, err)))
+        return rc;
+    return delete_unknown_temps(s, now_base, err);
+}
+
+/* ---- the in-progress file ------------------------------------------------------------------ */
 
 static void close_current(struct file_sink *s)
 {
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
+    s->base[0] = '\0';
+    s->size = s->committed = 0;
+}
+
+/* Commit what was appended (fsync, then the manifest). Part of every batch in exactly_once. */
+static sl_rc commit(struct file_sink *s, struct sl_error *err)
+{
+    sl_rc rc;
+    if (s->fd >= 0 && s->do_fsync && fsync(s->fd) != 0)
+        return sl_error_sys(err, SL_EIO, errno,
+                            "fsync %s failed; the data of the last batch may not be on disk, "
+                            "check the device",
+                            s->tmp);
+    if (s->fd >= 0 && s->created && s->do_fsync && (rc = sync_parent_dir(s->tmp, err)))
+        return rc;
+    s->created = 0;
+    return manifest_write(s, err);
 }
 
 /*
- * Make base the current sequence: continue in its highest-numbered existing file
- * (rotated files are numbered without gaps), or create the base file.
+ * Finish the in-progress file: make sure the manifest has its exact length, rename it to
+ * its final name (never over an existing file), and record it as finished.
  */
-static sl_rc switch_base(struct file_sink *s, const char *base, struct sl_error *err)
+static sl_rc finish_current(struct file_sink *s, struct sl_error *err)
 {
-    close_current(s);
-    s->base[0] = '\0';
-    sl_rc rc = make_parent_dirs(base, err);
-    if (rc)
+    sl_rc rc;
+    if (s->fd < 0)
+        return SL_OK;
+    if ((s->dirty || s->committed != s->size) && (rc = commit(s, err)))
         return rc;
-    snprintf(s->base, sizeof s->base, "%s", base);
-    unsigned last = 0;
-    char name[PATH_MAX];
-    for (unsigned i = 1; i < FILE_MAX_ROTATIONS; i++) {
-        rc = rotated_name(base, i, name, err);
-        if (rc)
-            goto fail;
-        if (access(name, F_OK) != 0)
-            break;
-        last = i;
+    if (renameat2(AT_FDCWD, s->tmp, AT_FDCWD, s->cur, RENAME_NOREPLACE) != 0) {
+        if (errno == EEXIST)
+            return sl_error_set(err, SL_ESTATE,
+                                "cannot finish %s: %s was created by someone else meanwhile; "
+                                "move it away and run again",
+                                s->tmp, s->cur);
+        return sl_error_sys(err, SL_EIO, errno, "renaming %s to %s", s->tmp, s->cur);
     }
-    rc = open_index(s, last, err);
-    if (rc)
+    if (s->do_fsync && (rc = sync_parent_dir(s->cur, err)))
+        return rc;
+    if ((rc = push_finished(s, rel_name(s, s->cur))))
+        return sl_error_set(err, rc, "out of memory");
+    close_current(s);
+    return manifest_write(s, err);
+}
+
+/*
+ * Start a new in-progress file in base, numbered from `from` on: the first number whose
+ * final and in-progress names are both free. The manifest names it before it exists, so a
+ * crash can never leave a file of this sink the manifest does not know about.
+ */
+static sl_rc open_new(struct file_sink *s, const char *base, unsigned from, struct sl_error *err)
+{
+    char cur[PATH_MAX], tmp[PATH_MAX];
+    sl_rc rc;
+    unsigned i;
+    if ((rc = make_parent_dirs(base, err)))
+        return rc;
+    for (i = from; i < FILE_MAX_ROTATIONS; i++) {
+        if ((rc = rotated_name(base, i, cur, err)) || (rc = temp_name(s, cur, tmp, err)))
+            return rc;
+        if (access(cur, F_OK) != 0 && access(tmp, F_OK) != 0)
+            break;
+    }
+    if (i == FILE_MAX_ROTATIONS)
+        return sl_error_set(err, SL_ELIMIT,
+                            "%s reached %u numbered files; raise max_bytes or put a time in "
+                            "the path template",
+                            base, FILE_MAX_ROTATIONS);
+    snprintf(s->base, sizeof s->base, "%s", base);
+    memcpy(s->cur, cur, sizeof cur);
+    memcpy(s->tmp, tmp, sizeof tmp);
+    s->index = i;
+    s->size = 0;
+    s->opened_ns = now_ns();
+    if ((rc = manifest_write(s, err)))
         goto fail;
+    int fd = open(s->tmp, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        rc = sl_error_sys(err, SL_EIO, errno,
+                          "creating %s; check that its directory is writable", s->tmp);
+        goto fail;
+    }
+    s->fd = fd;
+    s->created = 1;
     return SL_OK;
 fail:
+    /* The manifest may name the file; with length 0 a missing file is harmless. */
     s->base[0] = '\0';
     return rc;
 }
 
-static sl_rc write_all(struct file_sink *s, const char *p, size_t n, struct sl_error *err)
-{
-    while (n > 0) {
-        ssize_t w = write(s->fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            return sl_error_sys(err, (e == ENOSPC || e == EDQUOT) ? SL_RETRY : SL_EIO, e,
-                                "writing %s", s->cur);
-        }
-        p += w;
-        n -= (size_t)w;
-        s->size += (uint64_t)w;
-    }
-    return SL_OK;
-}
-
-static sl_rc sync_current(struct file_sink *s, struct sl_error *err)
-{
-    if (!s->do_fsync)
-        return SL_OK;
-    if (fsync(s->fd) != 0)
-        return sl_error_sys(err, SL_EIO, errno,
-                            "fsync %s failed; the data of the last batch may not be "
-                            "on disk, check the device",
-                            s->cur);
-    return SL_OK;
-}
-
-/* Write out[0..n) to the current file, then move to the next file of the sequence. */
-static sl_rc rotate(struct file_sink *s, size_t n, struct sl_error *err)
-{
-    sl_rc rc = write_all(s, s->out.data, n, err);
-    if (rc == SL_OK)
-        rc = sync_current(s, err);
-    if (rc)
-        return rc;
-    if (s->index + 1 >= FILE_MAX_ROTATIONS)
-        return sl_error_set(err, SL_ELIMIT,
-                            "%s reached %u rotated files; raise max_bytes or put a "
-                            "time in the path template",
-                            s->base, FILE_MAX_ROTATIONS);
-    close_current(s);
-    rc = open_index(s, s->index + 1, err);
-    if (rc)
-        return rc;
-    memmove(s->out.data, s->out.data + n, s->out.len - n);
-    s->out.len -= n;
-    return SL_OK;
-}
-
 /*
- * The commit point of a batch: everything the batch wrote becomes durable here. A
- * checkpoint manifest (temp + fsync + rename) belongs here too.
+ * Make the in-progress file the right one for a batch of n bytes in base: finish the
+ * current file first when base changed, when it is too old, or when the batch would take
+ * it past max_bytes (only at batch boundaries, so a finished file holds only committed
+ * batches).
  */
-static sl_rc commit_batch(struct file_sink *s, struct sl_error *err)
+static sl_rc ensure_file(struct file_sink *s, const char *base, uint64_t n, struct sl_error *err)
 {
-    sl_rc rc = sync_current(s, err);
-    if (rc == SL_OK && s->created && s->do_fsync)
-        rc = sync_parent_dir(s->cur, err);
-    if (rc == SL_OK)
-        s->created = 0;
-    return rc;
+    sl_rc rc;
+    unsigned from = 0;
+    if (s->fd >= 0) {
+        int same = strcmp(base, s->base) == 0;
+        int old = s->roll_ns && now_ns() - s->opened_ns >= s->roll_ns;
+        int full = s->max_bytes && s->size > 0 && s->size + n > s->max_bytes;
+        if (same && !old && !full)
+            return SL_OK;
+        if (same)
+            from = s->index + 1;
+        if ((rc = finish_current(s, err)))
+            return rc;
+    }
+    return open_new(s, base, from, err);
 }
 
-/*
- * Undo a failed batch: remove the files it created after start_index and cut the file it
- * started in back to start_size. Returns SL_OK when the output is as before the batch.
- */
-static sl_rc rollback(struct file_sink *s, unsigned start_index, uint64_t start_size)
+/* ---- plugin callbacks ------------------------------------------------------------------ */
+
+static void file_close(void *state);
+
+/* root = the directory part of the template before its first conversion, resolved. */
+static sl_rc split_template(struct file_sink *s, const char *tmpl, const char *dir,
+                            struct sl_error *err)
 {
-    struct sl_error e;
-    char name[PATH_MAX];
-    if (!s->base[0])
-        return SL_ESTATE;
-    unsigned last = s->index;
-    close_current(s);
-    for (unsigned i = last; i > start_index; i--) {
-        if (rotated_name(s->base, i, name, &e) != SL_OK)
-            return SL_EIO;
-        if (unlink(name) != 0 && errno != ENOENT)
-            return SL_EIO;
-    }
-    if (open_index(s, start_index, &e) != SL_OK)
-        return SL_EIO;
-    if (s->size > start_size) {
-        if (ftruncate(s->fd, (off_t)start_size) != 0)
-            return SL_EIO;
-        s->size = start_size;
-    }
+    const char *pct = strchr(tmpl, '%');
+    size_t fixed = pct ? (size_t)(pct - tmpl) : strlen(tmpl);
+    const char *slash = NULL;
+    for (size_t i = 0; i < fixed; i++)
+        if (tmpl[i] == '/')
+            slash = tmpl + i;
+    int w;
+    const char *rest = slash ? slash + 1 : tmpl;
+    int dlen = slash ? (int)(slash - tmpl) : 0;
+    if (tmpl[0] == '/')
+        w = snprintf(s->root, sizeof s->root, "%.*s", dlen ? dlen : 1, tmpl);
+    else if (dir && *dir)
+        w = snprintf(s->root, sizeof s->root, "%s%s%.*s", dir, dlen ? "/" : "", dlen, tmpl);
+    else
+        w = snprintf(s->root, sizeof s->root, "%.*s", dlen ? dlen : 1, dlen ? tmpl : ".");
+    if (w < 0 || w >= (int)sizeof s->root)
+        return sl_error_set(err, SL_ELIMIT, "output directory of %s is too long", tmpl);
+    if (strcmp(s->root, "/") == 0)
+        s->root[0] = '\0'; /* paths become "/name" */
+    s->rel_tmpl = sl_strdup(rest);
+    if (!s->rel_tmpl)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    /* 8 hex digits of (pipeline, sink): in-progress and manifest names of this sink only. */
+    uint32_t h = 2166136261u;
+    for (const char *p = s->pipeline; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    h = (h ^ 0xffu) * 16777619u;
+    for (const char *p = s->name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    snprintf(s->tag, sizeof s->tag, "%08x", h);
+    w = snprintf(s->manifest, sizeof s->manifest, "%s/.sluice.%s.%s.manifest", s->root, s->name,
+                 s->tag);
+    if (w < 0 || w >= (int)sizeof s->manifest ||
+        snprintf(s->manifest_tmp, sizeof s->manifest_tmp, "%s.tmp", s->manifest) >=
+            (int)sizeof s->manifest_tmp)
+        return sl_error_set(err, SL_ELIMIT, "the manifest path in %s is too long", s->root);
     return SL_OK;
 }
 
 static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_error *err)
 {
     const char *tmpl, *format;
-    uint64_t max_bytes;
+    uint64_t max_bytes, roll_ms;
     int do_fsync;
+    char id_field[SL__SINK_ID_FIELD_MAX + 1];
     sl_rc rc = sl_cfg_get_str(ctx->node, "path", NULL, &tmpl, err);
     if (rc)
         return rc;
@@ -440,7 +945,9 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
         return rc;
     if ((rc = sl_cfg_get_str(ctx->node, "format", "ndjson", &format, err)) ||
         (rc = sl_cfg_get_size(ctx->node, "max_bytes", 0, &max_bytes, err)) ||
-        (rc = sl_cfg_get_bool(ctx->node, "fsync", 1, &do_fsync, err)))
+        (rc = sl_cfg_get_duration(ctx->node, "roll_interval", 0, &roll_ms, err)) ||
+        (rc = sl_cfg_get_bool(ctx->node, "fsync", 1, &do_fsync, err)) ||
+        (rc = sl__sink_id_field(ctx, id_field, err)))
         return rc;
     if (strcmp(format, "ndjson") != 0)
         return sl_cfg_error(err, sl_cfg_get(ctx->node, "format"),
@@ -452,41 +959,96 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     if (!s)
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     s->name = ctx->name;
+    s->pipeline = ctx->pipeline ? ctx->pipeline : "";
+    s->source_names = ctx->source_names;
+    s->nsources = ctx->nsources;
+    s->exactly_once = ctx->exactly_once;
+    s->inspect = ctx->inspect;
     s->fd = -1;
     s->do_fsync = do_fsync;
     s->max_bytes = max_bytes;
+    s->roll_ns = roll_ms * 1000000u;
+    memcpy(s->id_field, id_field, sizeof id_field);
     sl_buf_init(&s->out, FILE_BUF_MAX);
-    s->tmpl = sl_strdup(tmpl);
-    s->dir = sl_strdup(ctx->doc && ctx->doc->dir ? ctx->doc->dir : "");
-    if (!s->tmpl || !s->dir) {
+    sl_buf_init(&s->mbuf, FILE_MANIFEST_MAX);
+    s->srcs = sl_calloc(FILE_MAX_SOURCES, sizeof *s->srcs);
+    if (!s->srcs) {
         rc = sl_error_set(err, SL_ENOMEM, "out of memory");
         goto fail;
     }
+    if ((rc = split_template(s, tmpl, ctx->doc ? ctx->doc->dir : NULL, err)))
+        goto fail;
     /* Expanding once now turns a template that can never work into a config error. */
     char probe[PATH_MAX];
-    rc = expand_path(s, time(NULL), probe, err);
+    if ((rc = expand_path(s, time(NULL), probe, err)))
+        goto fail;
+    rc = manifest_read(s, err);
+    if (rc == SL_EPARSE || rc == SL_EUNSUPPORTED) {
+        char why[SL_ERROR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        clear_manifest_state(s);
+        s->base[0] = '\0';
+        sl_error_set(err, rc,
+                     "sink %s: the manifest %s %s; it says which output is committed, so the "
+                     "sink cannot start without it: run `sluice reset` on this pipeline to set it "
+                     "aside and deliver everything again (outputs are kept)",
+                     s->name, s->manifest, why);
+        if (!s->inspect)
+            goto fail;
+        /* Inspection still opens, so that `sluice reset` can set the manifest aside. */
+        s->damaged = 1;
+        snprintf(s->damage_msg, sizeof s->damage_msg, "%s", err->msg);
+        rc = SL_OK;
+    }
     if (rc)
+        goto fail;
+    if (!s->inspect && (rc = recover(s, err)))
         goto fail;
     *state = s;
     return SL_OK;
 fail:
-    sl_free(s->tmpl);
-    sl_free(s->dir);
-    sl_buf_fini(&s->out);
-    sl_free(s);
+    file_close(s);
     return rc;
 }
 
-/* Serialize record r and its newline at the end of out; SL_ELIMIT leaves out unchanged. */
-static sl_rc append_record(struct sl_buf *out, const struct sl_record *r)
+/* Record a batch's records and position for its source (in memory). */
+static sl_rc note_batch(struct file_sink *s, const struct sl_batch *b, uint32_t written,
+                        uint64_t when, struct sl_error *err)
 {
-    size_t mark = out->len;
-    sl_rc rc = sl_record_write(r, out);
-    if (rc == SL_OK)
-        rc = sl_buf_putc(out, '\n');
-    if (rc)
-        out->len = mark;
-    return rc;
+    if (!s->source_names || b->source >= s->nsources || !s->source_names[b->source]) {
+        if (b->position)
+            return sl_error_set(err, SL_ESTATE, "batch from unknown source #%u", b->source);
+        return SL_OK;
+    }
+    const char *src = s->source_names[b->source];
+    struct src_entry *e = find_src(s, src);
+    if (!e && !(e = add_src(s, src, strlen(src))))
+        return sl_error_set(err, SL_ENOMEM, "out of memory (or more than %d sources)",
+                            FILE_MAX_SOURCES);
+    if (b->position) {
+        char *p = sl_strdup(b->position);
+        if (!p)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        sl_free(e->position);
+        e->position = p;
+    }
+    e->records += written;
+    e->commit_ns = when;
+    s->records += written;
+    s->commit_ns = when;
+    s->dirty = 1;
+    return SL_OK;
+}
+
+/* Undo a failed batch: cut the in-progress file back to start_size. */
+static sl_rc rollback(struct file_sink *s, uint64_t start_size)
+{
+    if (s->fd < 0)
+        return SL_OK;
+    if (s->size > start_size && ftruncate(s->fd, (off_t)start_size) != 0)
+        return SL_EIO;
+    s->size = start_size;
+    return SL_OK;
 }
 
 static sl_rc file_process(void *state, struct sl_batch *b, struct sl_worker *w,
@@ -494,74 +1056,110 @@ static sl_rc file_process(void *state, struct sl_batch *b, struct sl_worker *w,
 {
     struct file_sink *s = state;
     (void)w;
-    if (sl_batch_live(b) == 0)
-        return SL_OK; /* nothing to write: do not create empty files */
-
-    char base[PATH_MAX];
-    sl_rc rc = expand_path(s, time(NULL), base, err);
-    if (rc)
-        return rc;
-    if (s->fd < 0 || strcmp(base, s->base) != 0) {
-        rc = switch_base(s, base, err);
-        if (rc)
-            return rc;
-    }
-    unsigned start_index = s->index;
-    uint64_t start_size = s->size;
+    if (s->inspect || s->broken)
+        return sl_error_set(err, SL_ESTATE, "sink %s cannot write (%s)", s->name,
+                            s->inspect ? "opened for inspection" : "an earlier rollback failed");
     const char *origin = b->origin ? b->origin : "(input)";
+    uint32_t written = 0;
+    uint64_t start_size = s->size;
+    int have_file = 0;
+    char base[PATH_MAX];
+    sl_rc rc = SL_OK;
+    /* Saved so that a failed batch leaves the in-memory manifest as it was. */
+    struct src_entry saved = {0};
+    struct src_entry *e = NULL;
+    uint64_t saved_records = s->records, saved_ns = s->commit_ns;
+    int saved_dirty = s->dirty;
+    size_t saved_nsrcs = s->nsrcs;
 
-    for (uint32_t i = 0; i < b->n; i++) {
-        const struct sl_record *r = &b->recs[i];
-        if (r->flags & (SL_REC_DROPPED | SL_REC_BAD))
-            continue;
-        size_t mark = s->out.len;
-        rc = append_record(&s->out, r);
-        if (rc == SL_ELIMIT && mark > 0) {
-            /* The buffer is full: write what it holds to the current file and go on. */
-            rc = write_all(s, s->out.data, mark, err);
-            if (rc)
+    if (sl_batch_live(b) > 0) {
+        if ((rc = expand_path(s, time(NULL), base, err)))
+            return rc;
+        for (uint32_t i = 0; i < b->n; i++) {
+            struct sl_record *r = &b->recs[i];
+            if (r->flags & (SL_REC_DROPPED | SL_REC_BAD))
+                continue;
+            size_t mark = s->out.len;
+            rc = sl__sink_append_line(&s->out, b, r, s->id_field);
+            if (rc == SL_ELIMIT && mark > 0) {
+                /* The buffer is full: write what it holds and go on. */
+                if ((!have_file && (rc = ensure_file(s, base, mark, err))) ||
+                    (rc = write_fd(s->fd, s->tmp, s->out.data, mark, err)))
+                    goto fail;
+                if (!have_file)
+                    start_size = s->size;
+                have_file = 1;
+                s->size += mark;
+                sl_buf_clear(&s->out);
+                rc = sl__sink_append_line(&s->out, b, r, s->id_field);
+            }
+            if (rc == SL_ELIMIT) {
+                rc = sl_error_set(err, SL_ELIMIT,
+                                  "record at %s:%u serializes to more than %zu MiB, the "
+                                  "output buffer's limit; split the record upstream",
+                                  origin, r->line, FILE_BUF_MAX >> 20);
                 goto fail;
-            sl_buf_clear(&s->out);
-            mark = 0;
-            rc = append_record(&s->out, r);
-        }
-        if (rc == SL_ELIMIT) {
-            rc = sl_error_set(err, SL_ELIMIT,
-                              "record at %s:%u serializes to more than %zu MiB, the "
-                              "output buffer's limit; split the record upstream",
-                              origin, r->line, FILE_BUF_MAX >> 20);
-            goto fail;
-        }
-        if (rc) {
-            rc = sl_error_set(err, rc, "serializing record at %s:%u: %s", origin, r->line,
-                              sl_strerror(rc));
-            goto fail;
-        }
-        size_t line = s->out.len - mark;
-        if (s->max_bytes && s->size + mark + line > s->max_bytes && s->size + mark > 0) {
-            rc = rotate(s, mark, err);
-            if (rc)
+            }
+            if (rc) {
+                rc = sl_error_set(err, rc, "serializing record at %s:%u: %s", origin, r->line,
+                                  sl_strerror(rc));
                 goto fail;
+            }
+            written++;
+        }
+        if (!have_file) {
+            if ((rc = ensure_file(s, base, s->out.len, err)))
+                goto fail;
+            start_size = s->size;
+            have_file = 1;
+        }
+        if ((rc = write_fd(s->fd, s->tmp, s->out.data, s->out.len, err)))
+            goto fail;
+        s->size += s->out.len;
+        sl_buf_clear(&s->out);
+    }
+    if (b->source < s->nsources && s->source_names && s->source_names[b->source] &&
+        (e = find_src(s, s->source_names[b->source])) != NULL) {
+        saved = *e;
+        if (saved.position && !(saved.position = sl_strdup(saved.position))) {
+            rc = sl_error_set(err, SL_ENOMEM, "out of memory");
+            goto fail;
         }
     }
-    rc = write_all(s, s->out.data, s->out.len, err);
-    if (rc)
+    if ((rc = note_batch(s, b, written, now_ns(), err)))
         goto fail;
-    sl_buf_clear(&s->out);
-    rc = commit_batch(s, err);
-    if (rc)
+    if (s->exactly_once && (rc = commit(s, err))) {
+        if (!s->dirty) {
+            /* The manifest was renamed into place: the batch is committed, only a later
+             * sync failed. Undoing it now would leave the manifest ahead of the file. */
+            if (e)
+                sl_free(saved.position);
+            return rc == SL_RETRY ? SL_EIO : rc;
+        }
         goto fail;
+    }
+    if (e)
+        sl_free(saved.position);
     return SL_OK;
 
 fail:
     sl_buf_clear(&s->out);
-    if (rollback(s, start_index, start_size) != SL_OK) {
-        close_current(s);
-        s->base[0] = '\0';
+    if (s->nsrcs > saved_nsrcs)
+        drop_src(s, s->nsrcs - 1); /* the entry note_batch added */
+    if (e) {
+        /* e still points at the entry: note_batch never moves existing entries. */
+        sl_free(e->position);
+        *e = saved;
+    }
+    s->records = saved_records;
+    s->commit_ns = saved_ns;
+    s->dirty = saved_dirty;
+    if (have_file && rollback(s, start_size) != SL_OK) {
+        s->broken = 1;
         sl_error_prefix(err,
-                        "the failed batch could not be removed from %s (the file "
-                        "may end with part of it); ",
-                        base);
+                        "the failed batch could not be removed from %s; the next start cuts it "
+                        "off: ",
+                        s->tmp);
         return rc == SL_RETRY ? SL_EIO : rc;
     }
     return rc;
@@ -569,19 +1167,65 @@ fail:
 
 static sl_rc file_committed(void *state, const char *source, char **position, struct sl_error *err)
 {
-    (void)state;
-    (void)source;
-    (void)err;
-    *position = NULL; /* no manifest yet: replay from the other sinks' positions */
+    struct file_sink *s = state;
+    *position = NULL;
+    if (s->damaged)
+        return sl_error_set(err, SL_ESTATE, "%s", s->damage_msg);
+    struct src_entry *e = source ? find_src(s, source) : NULL;
+    if (e && e->position && !(*position = sl_strdup(e->position)))
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     return SL_OK;
+}
+
+static sl_rc file_commit_info(void *state, const char *source, uint64_t *records,
+                              uint64_t *commit_ns, struct sl_error *err)
+{
+    struct file_sink *s = state;
+    *records = *commit_ns = 0;
+    if (s->damaged)
+        return sl_error_set(err, SL_ESTATE, "%s", s->damage_msg);
+    struct src_entry *e = source ? find_src(s, source) : NULL;
+    if (e) {
+        *records = e->records;
+        *commit_ns = e->commit_ns;
+    }
+    return SL_OK;
+}
+
+/*
+ * Forget the positions (and counts) of source, or of every source. Output files, finished
+ * or in progress, are kept: the next run delivers those records again.
+ */
+static sl_rc file_reset(void *state, const char *source, struct sl_error *err)
+{
+    struct file_sink *s = state;
+    if (s->damaged) {
+        char aside[PATH_MAX + 32];
+        snprintf(aside, sizeof aside, "%s.damaged-%" PRIu64, s->manifest, now_ns());
+        if (rename(s->manifest, aside) != 0 && errno != ENOENT)
+            return sl_error_sys(err, SL_EIO, errno, "moving %s aside", s->manifest);
+        sl_warn(s->name, "moved the damaged manifest to %s", aside);
+        s->damaged = 0;
+        return SL_OK;
+    }
+    if (access(s->manifest, F_OK) != 0)
+        return SL_OK; /* nothing was ever committed */
+    for (size_t i = s->nsrcs; i-- > 0;) {
+        if (source && strcmp(s->srcs[i].name, source) != 0)
+            continue;
+        s->records -= s->srcs[i].records < s->records ? s->srcs[i].records : s->records;
+        drop_src(s, i);
+    }
+    s->size = s->committed; /* the manifest keeps the committed length of a file in progress */
+    return manifest_write(s, err);
 }
 
 static sl_rc file_flush(void *state, struct sl_error *err)
 {
     struct file_sink *s = state;
-    if (s->fd < 0)
+    if (s->inspect || s->broken || !s->dirty)
         return SL_OK;
-    return commit_batch(s, err);
+    return commit(s, err);
 }
 
 static void file_close(void *state)
@@ -589,22 +1233,41 @@ static void file_close(void *state)
     struct file_sink *s = state;
     if (!s)
         return;
-    close_current(s);
+    if (!s->inspect && !s->broken && s->fd >= 0) {
+        struct sl_error err;
+        sl_error_clear(&err);
+        if (finish_current(s, &err) != SL_OK)
+            sl_error_log(s->name, "finishing %s at close: %s; the next start recovers it",
+                         s->tmp, err.msg);
+    } else if (!s->inspect && !s->broken && s->dirty) {
+        struct sl_error err;
+        sl_error_clear(&err);
+        if (manifest_write(s, &err) != SL_OK)
+            sl_error_log(s->name, "writing the manifest at close: %s", err.msg);
+    }
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->srcs)
+        clear_manifest_state(s);
+    sl_free(s->srcs);
     sl_buf_fini(&s->out);
-    sl_free(s->tmpl);
-    sl_free(s->dir);
+    sl_buf_fini(&s->mbuf);
+    sl_free(s->rel_tmpl);
     sl_free(s);
 }
 
 const struct sl_plugin sl_sink_file = {
     .kind = SL_PLUGIN_SINK,
     .name = "file",
-    .description = "Appends records as NDJSON lines to files named by a UTC time template, "
-                   "rotating by size.",
+    .description = "Writes records as NDJSON lines to files named by a UTC time template, "
+                   "committing each batch and its source positions through a manifest "
+                   "(exactly-once).",
     .options = file_options,
     .init = file_init,
     .process = file_process,
     .committed = file_committed,
+    .commit_info = file_commit_info,
+    .reset = file_reset,
     .flush = file_flush,
     .close = file_close,
 };

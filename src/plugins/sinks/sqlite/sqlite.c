@@ -105,7 +105,9 @@ struct sqlite_sink {
     char *path, *table, *key, *id_column; /* id_column NULL when switched off */
     const char *target;                   /* key or id_column: the conflict column */
     sqlite3 *db;
-    sqlite3_stmt *begin, *commit, *rollback, *ckpt_put, *ckpt_get;
+    int inspect;     /* opened read-only for `sluice status` / `sluice reset` */
+    int has_ckpt;    /* inspect: the database and its _sluice_checkpoints table exist */
+    sqlite3_stmt *begin, *commit, *rollback, *ckpt_put, *ckpt_get, *ckpt_info;
     sqlite3_stmt *insert; /* one row */
     sqlite3_stmt *group;  /* SQ_GROUP rows; NULL exactly when insert is */
     int target_ok;        /* the conflict column is known to have a unique index */
@@ -1007,6 +1009,8 @@ static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w
     int64_t written = 0;
     sl_rc rc;
 
+    if (s->inspect)
+        return sl_error_set(err, SL_ESTATE, "sink %s was opened for inspection", s->name);
     if (b->position) {
         if (b->source >= s->nsources || !s->source_names || !s->source_names[b->source])
             return sl_error_set(err, SL_ESTATE, "batch from unknown source #%u", b->source);
@@ -1097,6 +1101,8 @@ static sl_rc sqlite_committed(void *state, const char *source, char **position,
     sqlite3_stmt *st = s->ckpt_get;
     sl_rc rc = SL_OK;
     *position = NULL;
+    if (!st)
+        return SL_OK; /* inspect: nothing committed */
     sqlite3_bind_text(st, 1, s->pipeline, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
@@ -1116,6 +1122,77 @@ static sl_rc sqlite_committed(void *state, const char *source, char **position,
     return rc;
 }
 
+static sl_rc sqlite_commit_info(void *state, const char *source, uint64_t *records,
+                                uint64_t *commit_ns, struct sl_error *err)
+{
+    struct sqlite_sink *s = state;
+    sqlite3_stmt *st = s->ckpt_info;
+    sl_rc rc = SL_OK;
+    *records = *commit_ns = 0;
+    if (!st)
+        return SL_OK; /* inspect: no database or no checkpoint table, so nothing committed */
+    sqlite3_bind_text(st, 1, s->pipeline, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        sqlite3_int64 r = sqlite3_column_int64(st, 0), ms = sqlite3_column_int64(st, 1);
+        *records = r > 0 ? (uint64_t)r : 0;
+        *commit_ns = ms > 0 ? (uint64_t)ms * 1000000u : 0;
+    } else if (src != SQLITE_DONE) {
+        rc = db_error(s, src, err, "reading the checkpoint");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+/*
+ * Delete this sink's checkpoint rows (of source, or all). The table's rows stay: the next
+ * run upserts the same records again under the same ids or keys, so nothing is doubled.
+ * In inspect mode the connection is read-only, so a short read-write one does the delete
+ * (without SQLITE_OPEN_CREATE: a missing database has nothing to forget).
+ */
+static sl_rc sqlite_reset(void *state, const char *source, struct sl_error *err)
+{
+    static const char q[] = "DELETE FROM _sluice_checkpoints WHERE pipeline = ?1 AND sink = ?2"
+                            " AND (?3 IS NULL OR source = ?3)";
+    struct sqlite_sink *s = state;
+    sqlite3 *db = s->db;
+    sqlite3_stmt *st = NULL;
+    sl_rc rc = SL_OK;
+    if (s->inspect) {
+        if (!s->has_ckpt)
+            return SL_OK;
+        int src = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (src != SQLITE_OK) {
+            rc = sl_error_set(err, SL_EDB, "cannot open database %s to reset it: %s", s->path,
+                              db ? sqlite3_errmsg(db) : sqlite3_errstr(src));
+            sqlite3_close(db);
+            return rc;
+        }
+        sqlite3_busy_timeout(db, 5000);
+    }
+    int src = sqlite3_prepare_v2(db, q, sizeof q - 1, &st, NULL);
+    if (src == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, s->pipeline, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+        if (source)
+            sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+        src = sqlite3_step(st);
+    }
+    if (src != SQLITE_DONE && src != SQLITE_OK) {
+        int prim = src & 0xff;
+        rc = sl_error_set(err, prim == SQLITE_BUSY ? SL_RETRY : SL_EDB,
+                          "resetting the checkpoints of sink %s in %s: %s", s->name, s->path,
+                          sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    if (db != s->db)
+        sqlite3_close(db);
+    return rc;
+}
+
 static void sqlite_close(void *state)
 {
     struct sqlite_sink *s = state;
@@ -1126,6 +1203,7 @@ static void sqlite_close(void *state)
     sqlite3_finalize(s->rollback);
     sqlite3_finalize(s->ckpt_put);
     sqlite3_finalize(s->ckpt_get);
+    sqlite3_finalize(s->ckpt_info);
     sqlite3_finalize(s->insert);
     sqlite3_finalize(s->group);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
@@ -1168,7 +1246,53 @@ static sl_rc make_parent_dirs(const char *path, struct sl_error *err)
     return SL_OK;
 }
 
-static sl_rc open_db(struct sqlite_sink *s, int sync_full, uint64_t busy_ms, struct sl_error *err)
+static const char ckpt_get_sql[] = "SELECT position FROM _sluice_checkpoints"
+                                   " WHERE pipeline = ?1 AND sink = ?2 AND source = ?3";
+/* updated_at is 'YYYY-MM-DDTHH:MM:SS.mmmZ' (UTC): whole seconds plus the milliseconds. */
+static const char ckpt_info_sql[] =
+    "SELECT records, CAST(strftime('%s', updated_at) AS INTEGER) * 1000"
+    " + CAST(substr(updated_at, 21, 3) AS INTEGER) FROM _sluice_checkpoints"
+    " WHERE pipeline = ?1 AND sink = ?2 AND source = ?3";
+
+/*
+ * Inspection: open an existing database read-only and create nothing. A missing database,
+ * or one without _sluice_checkpoints, has nothing committed (the statements stay NULL).
+ */
+static sl_rc open_inspect(struct sqlite_sink *s, struct sl_error *err)
+{
+    struct stat st;
+    if (stat(s->path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return SL_OK;
+        return sl_error_sys(err, SL_EIO, errno, "checking database %s", s->path);
+    }
+    int src = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK)
+        return sl_error_set(err, SL_EDB, "cannot open database %s read-only: %s", s->path,
+                            s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 5000);
+    static const char q[] =
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sluice_checkpoints'";
+    sqlite3_stmt *chk;
+    sl_rc rc = prepare(s, q, sizeof q - 1, &chk, err);
+    if (rc)
+        return rc;
+    src = sqlite3_step(chk);
+    sqlite3_finalize(chk);
+    if (src == SQLITE_DONE)
+        return SL_OK;
+    if (src != SQLITE_ROW)
+        return db_error(s, src, err, "looking for _sluice_checkpoints");
+    s->has_ckpt = 1;
+    if ((rc = prepare(s, ckpt_get_sql, sizeof ckpt_get_sql - 1, &s->ckpt_get, err)) ||
+        (rc = prepare(s, ckpt_info_sql, sizeof ckpt_info_sql - 1, &s->ckpt_info, err)))
+        return rc;
+    return SL_OK;
+}
+
+static sl_rc open_db(struct sqlite_sink *s, const char *sync, uint64_t busy_ms,
+                     struct sl_error *err)
 {
     static const char ckpt_table[] =
         "CREATE TABLE IF NOT EXISTS _sluice_checkpoints(pipeline TEXT NOT NULL, sink TEXT NOT "
@@ -1179,8 +1303,6 @@ static sl_rc open_db(struct sqlite_sink *s, int sync_full, uint64_t busy_ms, str
         " VALUES(?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
         " ON CONFLICT(pipeline, sink, source) DO UPDATE SET position = excluded.position,"
         " records = records + excluded.records, updated_at = excluded.updated_at";
-    static const char ckpt_get[] = "SELECT position FROM _sluice_checkpoints"
-                                   " WHERE pipeline = ?1 AND sink = ?2 AND source = ?3";
     sl_rc rc = make_parent_dirs(s->path, err);
     if (rc)
         return rc;
@@ -1212,7 +1334,8 @@ static sl_rc open_db(struct sqlite_sink *s, int sync_full, uint64_t busy_ms, str
                 "are still transactional but block readers",
                 s->path, mode ? mode : "?");
     sqlite3_finalize(st);
-    const char *sync = sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+    char sync_sql[40];
+    snprintf(sync_sql, sizeof sync_sql, "PRAGMA synchronous=%s", sync);
     /*
      * Upserts insert into a unique index in key order, which for hashed record ids (and
      * UUID keys) is random: every row dirties its own index page. A 64 MiB page cache and
@@ -1221,7 +1344,7 @@ static sl_rc open_db(struct sqlite_sink *s, int sync_full, uint64_t busy_ms, str
      */
     static const char cache[] = "PRAGMA cache_size=-65536";
     static const char ckpt[] = "PRAGMA wal_autocheckpoint=16384";
-    if ((rc = exec_sql(s, sync, strlen(sync), "setting synchronous", err)) ||
+    if ((rc = exec_sql(s, sync_sql, strlen(sync_sql), "setting synchronous", err)) ||
         (rc = exec_sql(s, cache, sizeof cache - 1, "setting the cache size", err)) ||
         (rc = exec_sql(s, ckpt, sizeof ckpt - 1, "setting the checkpoint interval", err)) ||
         (rc =
@@ -1230,7 +1353,8 @@ static sl_rc open_db(struct sqlite_sink *s, int sync_full, uint64_t busy_ms, str
         (rc = prepare(s, "COMMIT", 6, &s->commit, err)) ||
         (rc = prepare(s, "ROLLBACK", 8, &s->rollback, err)) ||
         (rc = prepare(s, ckpt_put, sizeof ckpt_put - 1, &s->ckpt_put, err)) ||
-        (rc = prepare(s, ckpt_get, sizeof ckpt_get - 1, &s->ckpt_get, err)))
+        (rc = prepare(s, ckpt_get_sql, sizeof ckpt_get_sql - 1, &s->ckpt_get, err)) ||
+        (rc = prepare(s, ckpt_info_sql, sizeof ckpt_info_sql - 1, &s->ckpt_info, err)))
         return rc;
     return load_columns(s, err);
 }
@@ -1299,7 +1423,15 @@ static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct s
         goto fail;
     }
     s->target = s->key ? s->key : s->id_column;
-    if ((rc = open_db(s, strcmp(sync, "full") == 0, busy_ms, err)))
+    s->inspect = ctx->inspect;
+    /*
+     * delivery: at_least_once trades durability for speed where the user did not choose:
+     * synchronous=OFF (no fsync at all). Batch and checkpoint still commit together.
+     */
+    const char *mode = strcmp(sync, "full") == 0 ? "FULL" : "NORMAL";
+    if (!ctx->exactly_once && !sl_cfg_get(node, "synchronous"))
+        mode = "OFF";
+    if ((rc = s->inspect ? open_inspect(s, err) : open_db(s, mode, busy_ms, err)))
         goto fail;
     *state = s;
     return SL_OK;
@@ -1317,5 +1449,7 @@ const struct sl_plugin sl_sink_sqlite = {
     .init = sqlite_init,
     .process = sqlite_process,
     .committed = sqlite_committed,
+    .commit_info = sqlite_commit_info,
+    .reset = sqlite_reset,
     .close = sqlite_close,
 };

@@ -10,7 +10,11 @@
  * How it fits. stdout is the debugging and shell-composition sink (`sluice run p.yaml |
  * jq ...`). It has no checkpoint of its own: a terminal or pipe cannot take a position
  * back, so committed() always answers "nothing committed" and the engine replays from the
- * other sinks' positions. Delivery through this sink is therefore at-least-once.
+ * other sinks' positions. Delivery through this sink is therefore at-least-once in both
+ * delivery modes: after a crash, the lines of the batches since the lowest committed
+ * position of the source's other sinks (or the whole input, when it feeds no other sink)
+ * are written again. Each object line carries its record id (`id_field`, default
+ * `_sluice_id`), so a reader can drop the repeats.
  *
  * Failures. A write interrupted by a signal is resumed; a short write continues where it
  * stopped. EPIPE (the reader closed the pipe) is reported as a fatal error that says so.
@@ -28,6 +32,8 @@
 #include "sluice/plugin.h"
 #include "sluice/record.h"
 
+#include "plugins/sinks/common/id_field.h"
+
 /* The output buffer's hard maximum. A single record serializing to more is an error. */
 #define STDOUT_BUF_MAX ((size_t)64 << 20)
 
@@ -41,6 +47,7 @@ struct stdout_sink {
     const char *name; /* component name, for messages (outlives the state) */
     int fd;
     struct sl_buf out;
+    char id_field[SL__SINK_ID_FIELD_MAX + 1]; /* "" when switched off */
 };
 
 static const struct sl_option stdout_options[] = {
@@ -49,6 +56,11 @@ static const struct sl_option stdout_options[] = {
      .def = "ndjson",
      .choices = "ndjson",
      .help = "Output format: ndjson writes each record as one line of compact JSON."},
+    {.name = "id_field",
+     .type = SL_OPT_STRING,
+     .def = "_sluice_id",
+     .help = "Field added to every object record holding its record id (32 hex digits), "
+             "for deduplication downstream; \"\" switches it off."},
     {0},
 };
 
@@ -81,18 +93,6 @@ static sl_rc flush_out(struct stdout_sink *s, struct sl_error *err)
     return rc;
 }
 
-/* Append one record and its newline; SL_ELIMIT leaves out.len as it was. */
-static sl_rc append_record(struct sl_buf *out, const struct sl_record *r)
-{
-    size_t mark = out->len;
-    sl_rc rc = sl_record_write(r, out);
-    if (rc == SL_OK)
-        rc = sl_buf_putc(out, '\n');
-    if (rc)
-        out->len = mark;
-    return rc;
-}
-
 static sl_rc stdout_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_error *err)
 {
     const char *format;
@@ -104,9 +104,13 @@ static sl_rc stdout_init(const struct sl_plugin_ctx *ctx, void **state, struct s
                             "sinks.%s.format: \"%s\" is not supported; the stdout sink "
                             "writes ndjson",
                             ctx->name, format);
+    char id_field[SL__SINK_ID_FIELD_MAX + 1];
+    if ((rc = sl__sink_id_field(ctx, id_field, err)))
+        return rc;
     struct stdout_sink *s = sl_calloc(1, sizeof *s);
     if (!s)
         return sl_error_set(err, SL_ENOMEM, "out of memory");
+    memcpy(s->id_field, id_field, sizeof id_field);
     s->name = ctx->name;
     s->fd = STDOUT_FILENO;
     sl_buf_init(&s->out, STDOUT_BUF_MAX);
@@ -121,16 +125,16 @@ static sl_rc stdout_process(void *state, struct sl_batch *b, struct sl_worker *w
     (void)w;
     sl_rc rc = SL_OK;
     for (uint32_t i = 0; i < b->n; i++) {
-        const struct sl_record *r = &b->recs[i];
+        struct sl_record *r = &b->recs[i];
         if (r->flags & (SL_REC_DROPPED | SL_REC_BAD))
             continue;
-        rc = append_record(&s->out, r);
+        rc = sl__sink_append_line(&s->out, b, r, s->id_field);
         if (rc == SL_ELIMIT && s->out.len > 0) {
             /* The batch outgrew the buffer: hand over what we have and start again. */
             rc = flush_out(s, err);
             if (rc)
                 goto out;
-            rc = append_record(&s->out, r);
+            rc = sl__sink_append_line(&s->out, b, r, s->id_field);
         }
         if (rc == SL_ELIMIT) {
             rc = sl_error_set(err, SL_ELIMIT,

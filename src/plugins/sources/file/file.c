@@ -51,7 +51,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <dirent.h>
 #include <glob.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -73,6 +77,56 @@
 #define READ_BUDGET_NS (150 * 1000000ULL) /* read() returns within about this */
 #define MAX_POSITION ((size_t)16 << 20)   /* hard limit on a position's size */
 #define NONE SIZE_MAX                     /* file_src.cur when no file is in the window */
+
+/* A file as a position lists it (parsed). */
+struct pfile {
+    char *path; /* sl_malloc'd */
+    char id[96];
+    uint64_t fp;
+    uint64_t dev, ino, fp_len, offset, line, skip;
+    uint64_t done; /* follow: read to its end and let go (offset is its end) */
+};
+
+/*
+ * A parsed position (restore, position_cmp, covers, lag).
+ *
+ * Invariants:
+ *   1. Without follow, n <= 1: f[0] is the file the batch came from, and every file whose
+ *      path sorts before f[0].path had been read to its end.
+ *   2. With follow, f lists every file tracked then (at most one entry per identity),
+ *      then up to DONE_MAX files finished most recently (done = 1).
+ *   3. total counts every input byte consumed up to this position since the first run
+ *      (have_total = 0 for positions of the first format, which lack it; then it is the
+ *      sum of the listed offsets).
+ */
+struct ppos {
+    int follow;
+    int have_total;
+    uint64_t total;
+    struct pfile *f;
+    size_t n;
+};
+
+#define PCACHE_SLOTS 4 /* parsed positions a source keeps for covers() */
+#define DONE_MAX 16    /* follow: finished files a position still names */
+#define PATH_SCRATCH 4096
+
+/*
+ * Follow mode: a file read to its end and let go (rotated away or removed). Positions
+ * keep naming the last DONE_MAX of them, so that covers() knows a sink that committed
+ * such a position has all of the file, when a run restored from an older position
+ * reads the file's rest again.
+ */
+struct done_file {
+    char id[96];
+    char path[PATH_SCRATCH];
+    uint64_t dev, ino, offset;
+};
+
+struct pcache_slot {
+    char *text; /* the position parsed (sl_malloc'd copy), NULL when the slot is empty */
+    struct ppos p;
+};
 
 /*
  * One matched file.
@@ -98,6 +152,9 @@ struct entry {
     uint64_t truncated_at; /* wall clock (ns) of the last truncation seen, or 0 */
     int rescanned;         /* follow: the pattern was matched again since the path changed */
     uint64_t seen_size;    /* follow: the file's size when the window last left it */
+    int id_final;          /* id will not change: see make_identity */
+    int orphan;            /* follow: found by inode on restore under a name the pattern does
+                              not match: read to its end, then dropped */
 };
 
 static const struct sl_batch_limits default_limits = {1024, (size_t)1 << 20};
@@ -117,6 +174,15 @@ struct file_src {
     struct sl__emit emit;
     struct sl_buf pos; /* position scratch */
     uint64_t last_scan_ns;
+    uint64_t base_bytes;  /* input consumed from content no longer listed (invariant 4) */
+    int inspect;          /* status/reset: nothing is read; only lag() and close() */
+    uint64_t gen;         /* unique per instance: keys the covers() memo */
+    pthread_mutex_t lock; /* guards pcache (covers() runs on sink threads) */
+    struct pcache_slot pcache[PCACHE_SLOTS];
+    unsigned pcache_next;
+    struct done_file done[DONE_MAX]; /* follow: ring of finished files */
+    unsigned ndone, done_next;
+    size_t orphans; /* entries with orphan set: read before the others */
 };
 
 static uint64_t now_ns(void)
@@ -200,9 +266,18 @@ static void close_entry(struct entry *e)
     e->fd = -1;
 }
 
+/* Where entry i resumes (invariant 2 of struct entry). */
+static uint64_t entry_offset(const struct file_src *s, size_t i)
+{
+    return s->cur == i ? s->win.off : s->files[i].offset;
+}
+
 static void remove_entry(struct file_src *s, size_t i)
 {
     int none = s->cur >= s->nfiles || s->cur == i;
+    s->base_bytes += entry_offset(s, i); /* its bytes stay consumed */
+    if (s->files[i].orphan)
+        s->orphans--;
     close_entry(&s->files[i]);
     sl_free(s->files[i].path);
     memmove(&s->files[i], &s->files[i + 1], (s->nfiles - i - 1) * sizeof *s->files);
@@ -273,6 +348,9 @@ static sl_rc scan_paths(struct file_src *s, struct sl_error *err)
                     sl_info(s->name, "%s was renamed to %s; following it", e->path, p);
                     sl_free(e->path);
                     e->path = np;
+                    if (e->orphan)
+                        s->orphans--;
+                    e->orphan = 0;
                     break;
                 }
             } else {
@@ -288,17 +366,51 @@ static sl_rc scan_paths(struct file_src *s, struct sl_error *err)
 }
 
 /*
- * The identity behind a file's record ids. After a truncation the file is new content
- * under an old inode, so the time of the truncation joins the identity.
+ * The identity behind a file's record ids: its device and inode and a hash of its first
+ * line (through the '\n') or of its first FP_MAX bytes, whichever ends first. Unlike a
+ * hash of whatever the file held when it was opened, that prefix does not change as the
+ * file grows, so every run computes the same identity, and the same ids, for the same
+ * file however much of it existed when it was opened (a 300-byte file that grows to 5 KB
+ * between two runs keeps its ids). Only while the first line is still incomplete is the
+ * prefix provisional (id_final = 0): it is taken again before anything of the file is
+ * consumed. After a truncation the file is new content under an old inode, so the time
+ * of the truncation joins the identity.
  */
-static void make_identity(struct entry *e)
+static void make_identity(struct entry *e, uint64_t size)
 {
-    snprintf(e->id, sizeof e->id, "%016" PRIx64 ":%" PRIu32 ":%" PRIu64 ":%" PRIu64, e->fp,
-             e->fp_len, e->dev, e->ino);
+    char buf[FP_MAX];
+    size_t want = size < FP_MAX ? (size_t)size : FP_MAX, got = 0;
+    while (got < want) {
+        ssize_t r = pread(e->fd, buf + got, want - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    const char *nl = got ? memchr(buf, '\n', got) : NULL;
+    size_t k = nl ? (size_t)(nl - buf) + 1 : got;
+    e->id_final = nl != NULL || k == FP_MAX;
+    snprintf(e->id, sizeof e->id, "%016" PRIx64 ":%zu:%" PRIu64 ":%" PRIu64, fnv(buf, k), k, e->dev,
+             e->ino);
     if (e->truncated_at) {
         size_t n = strlen(e->id);
         snprintf(e->id + n, sizeof e->id - n, ":t%" PRIu64, e->truncated_at);
     }
+}
+
+/*
+ * Take a provisional identity again (see make_identity) while nothing of the file has
+ * been consumed, so the first record gets the identity every later run computes too.
+ */
+static void refresh_identity(struct file_src *s, struct entry *e, uint64_t consumed)
+{
+    struct stat st;
+    if (e->id_final || consumed != 0 || e->fd < 0 || fstat(e->fd, &st) != 0)
+        return;
+    make_identity(e, (uint64_t)st.st_size);
+    if (s->cur < s->nfiles && &s->files[s->cur] == e)
+        sl_record_id_base(s->pipeline, s->name, e->id, s->emit.id_base);
 }
 
 /*
@@ -345,13 +457,14 @@ static sl_rc open_entry(struct file_src *s, size_t i, struct sl_error *err)
             e->fp_len = (uint32_t)(size < FP_MAX ? size : FP_MAX);
             if (hash_prefix(fd, e->fp_len, &e->fp) != 0)
                 e->fp_len = 0, e->fp = fnv("", 0);
-            make_identity(e);
+            make_identity(e, size);
         } else {
             /* Restored identity: keep its ids. dev/ino now describe the open file. */
             e->dev = (uint64_t)st.st_dev;
             e->ino = (uint64_t)st.st_ino;
         }
     }
+    refresh_identity(s, e, e->offset);
     s->emit.origin = e->path;
     sl_record_id_base(s->pipeline, s->name, e->id, s->emit.id_base);
     if (s->csv) {
@@ -425,14 +538,47 @@ static sl_rc put_entry(struct sl_buf *b, const struct entry *e, uint64_t off, ui
     return rc;
 }
 
+/* Follow: remember a finished file (its id, place and final offset) for positions. */
+static void push_done(struct file_src *s, const char *id, const char *path, uint64_t dev,
+                      uint64_t ino, uint64_t offset)
+{
+    if (!id[0])
+        return;
+    struct done_file *d = &s->done[s->done_next++ % DONE_MAX];
+    snprintf(d->id, sizeof d->id, "%s", id);
+    snprintf(d->path, sizeof d->path, "%s", path);
+    d->dev = dev;
+    d->ino = ino;
+    d->offset = offset;
+    if (s->ndone < DONE_MAX)
+        s->ndone++;
+}
+
+static sl_rc put_done(struct sl_buf *b, const struct done_file *d)
+{
+    sl_rc rc = sl_buf_puts(b, ",{\"path\":");
+    if (!rc)
+        rc = put_json_str(b, d->path);
+    if (!rc)
+        rc = sl_buf_printf(b,
+                           ",\"dev\":%" PRIu64 ",\"ino\":%" PRIu64 ",\"id\":\"%s\",\"fp\":\"0\","
+                           "\"fp_len\":0,\"offset\":%" PRIu64 ",\"line\":1,\"skip\":0,\"done\":1}",
+                           d->dev, d->ino, d->id, d->offset);
+    return rc;
+}
+
 /* Set b->origin and b->position for a batch of the current file. */
 static sl_rc finish_batch(struct file_src *s, struct sl_batch *b)
 {
     struct entry *cur = &s->files[s->cur];
     grow_fp(cur, s->win.off);
     struct sl_buf *p = &s->pos;
+    uint64_t total = s->base_bytes;
+    for (size_t i = 0; i < s->nfiles; i++)
+        total += entry_offset(s, i);
     sl_buf_clear(p);
-    sl_rc rc = sl_buf_printf(p, "{\"v\":1,\"before\":%d,\"files\":[", s->follow ? 0 : 1);
+    sl_rc rc = sl_buf_printf(p, "{\"v\":2,\"follow\":%d,\"total\":%" PRIu64 ",\"files\":[",
+                             s->follow ? 1 : 0, total);
     int first = 1;
     for (size_t i = 0; i < s->nfiles && !rc; i++) {
         const struct entry *e = &s->files[i];
@@ -446,6 +592,9 @@ static sl_rc finish_batch(struct file_src *s, struct sl_batch *b)
         else if (!rc)
             rc = put_entry(p, e, e->offset, e->line, e->skip);
     }
+    /* Oldest first; the current file is always listed, so "," can lead. */
+    for (unsigned k = 0; s->follow && k < s->ndone && !rc; k++)
+        rc = put_done(p, &s->done[(s->done_next - s->ndone + k) % DONE_MAX]);
     if (!rc)
         rc = sl_buf_puts(p, "]}");
     if (rc)
@@ -477,6 +626,8 @@ static sl_rc read_current(struct file_src *s, struct sl_batch *b, struct sl__spa
 {
     struct entry *e = &s->files[s->cur];
     for (;;) {
+        /* After each fill: the identity pread sees at least what the window holds. */
+        refresh_identity(s, e, s->win.off);
         sl_rc rc = produce(s, b, sp, 0, err);
         if (rc == SL_OK)
             return sl__lines_flush(&s->win, b, sp, s->win.start);
@@ -493,6 +644,7 @@ static sl_rc read_current(struct file_src *s, struct sl_batch *b, struct sl__spa
         if (got > 0)
             continue;
         if (final) {
+            refresh_identity(s, e, s->win.off);
             rc = produce(s, b, sp, 1, err);
             if (rc != SL_OK && rc != SL_AGAIN)
                 return rc;
@@ -571,20 +723,21 @@ static int check_file(struct file_src *s, size_t i, struct sl_batch *b, struct s
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         e->truncated_at = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+        leave_current(s);
+        s->base_bytes += e->offset;
         e->offset = 0;
         e->line = 1;
         e->skip = 0;
         e->id[0] = '\0';
         close_entry(e);
-        s->cur = NONE;
         return 1;
     }
     int gone = stat(e->path, &pst) != 0;
-    if (!gone && (uint64_t)pst.st_dev == e->dev && (uint64_t)pst.st_ino == e->ino) {
+    if (!gone && !e->orphan && (uint64_t)pst.st_dev == e->dev && (uint64_t)pst.st_ino == e->ino) {
         e->rescanned = 0;
         return 0;
     }
-    if (s->is_glob && !e->rescanned) {
+    if (s->is_glob && !e->rescanned && !e->orphan) {
         /* Renamed to a name the pattern matches? Then the entry follows it (scan_paths)
          * rather than finishing it and reading it again as a new file. */
         e->rescanned = 1;
@@ -600,14 +753,19 @@ static int check_file(struct file_src *s, size_t i, struct sl_batch *b, struct s
     *rcp = SL_OK;
     if (b->n)
         return 1;
-    sl_info(s->name, "%s %s; finished reading the old file", e->path,
-            gone ? "was removed" : "now names a new file");
+    if (e->orphan)
+        sl_info(s->name, "finished reading %s (rotated away before the restart)", e->path);
+    else
+        sl_info(s->name, "%s %s; finished reading the old file", e->path,
+                gone ? "was removed" : "now names a new file");
+    leave_current(s);
     close_entry(e);
-    s->cur = NONE;
-    if (gone) {
+    push_done(s, e->id, e->path, e->dev, e->ino, e->offset);
+    if (gone || e->orphan) {
         remove_entry(s, i);
         return -1;
     }
+    s->base_bytes += e->offset;
     e->offset = 0;
     e->line = 1;
     e->skip = 0;
@@ -625,6 +783,8 @@ static int has_news(const struct file_src *s, const struct entry *e)
 {
     struct stat fst, pst;
     (void)s;
+    if (e->orphan)
+        return 1;
     if (e->fd < 0 || fstat(e->fd, &fst) != 0 || (uint64_t)fst.st_size != e->seen_size ||
         (uint64_t)fst.st_size < e->offset)
         return 1;
@@ -643,6 +803,12 @@ static sl_rc read_follow(struct file_src *s, struct sl_batch *b, struct sl_error
             return rc;
     }
     size_t n = s->nfiles, start = s->cur < s->nfiles ? s->cur : 0;
+    /* The rest of a file rotated away before a restart is older than anything else. */
+    for (size_t i = 0; s->orphans && i < s->nfiles; i++)
+        if (s->files[i].orphan) {
+            start = i;
+            break;
+        }
     for (size_t k = 0; k < n && s->nfiles; k++) {
         size_t i = (start + k) % s->nfiles;
         if (s->cur != i && !has_news(s, &s->files[i]))
@@ -787,149 +953,590 @@ static int pnum(struct pp *x, uint64_t *v)
     return 1;
 }
 
-struct pos_entry {
-    char path[4096];
-    char id[96];
-    char fp[24];
-    uint64_t dev, ino, fp_len, offset, line, skip;
-};
-
-static int pentry(struct pp *x, struct pos_entry *pe)
+/* Free what pos_parse allocated. Accepts a zeroed struct. */
+static void pos_free(struct ppos *pp)
 {
-    memset(pe, 0, sizeof *pe);
+    for (size_t i = 0; i < pp->n; i++)
+        sl_free(pp->f[i].path);
+    sl_free(pp->f);
+    memset(pp, 0, sizeof *pp);
+}
+
+/* One file of a position into pf (path into scratch[PATH_SCRATCH], then copied). */
+static int pentry(struct pp *x, struct pfile *pf, char *scratch)
+{
+    memset(pf, 0, sizeof *pf);
     if (!lit(x, '{'))
         return 0;
     int have_path = 0;
+    char fp[24] = "";
     do {
         char key[16];
         if (!pstr(x, key, sizeof key) || !lit(x, ':'))
             return 0;
         int ok;
         if (strcmp(key, "path") == 0)
-            ok = have_path = pstr(x, pe->path, sizeof pe->path);
+            ok = have_path = pstr(x, scratch, PATH_SCRATCH);
         else if (strcmp(key, "id") == 0)
-            ok = pstr(x, pe->id, sizeof pe->id);
+            ok = pstr(x, pf->id, sizeof pf->id);
         else if (strcmp(key, "fp") == 0)
-            ok = pstr(x, pe->fp, sizeof pe->fp);
+            ok = pstr(x, fp, sizeof fp);
         else if (strcmp(key, "dev") == 0)
-            ok = pnum(x, &pe->dev);
+            ok = pnum(x, &pf->dev);
         else if (strcmp(key, "ino") == 0)
-            ok = pnum(x, &pe->ino);
+            ok = pnum(x, &pf->ino);
         else if (strcmp(key, "fp_len") == 0)
-            ok = pnum(x, &pe->fp_len);
+            ok = pnum(x, &pf->fp_len);
         else if (strcmp(key, "offset") == 0)
-            ok = pnum(x, &pe->offset);
+            ok = pnum(x, &pf->offset);
         else if (strcmp(key, "line") == 0)
-            ok = pnum(x, &pe->line);
+            ok = pnum(x, &pf->line);
         else if (strcmp(key, "skip") == 0)
-            ok = pnum(x, &pe->skip);
+            ok = pnum(x, &pf->skip);
+        else if (strcmp(key, "done") == 0)
+            ok = pnum(x, &pf->done);
         else
             ok = 0;
         if (!ok)
             return 0;
     } while (lit(x, ','));
-    return lit(x, '}') && have_path && pe->id[0] && pe->fp_len <= FP_MAX && pe->line > 0;
+    pf->fp = strtoull(fp, NULL, 16);
+    return lit(x, '}') && have_path && pf->id[0] && pf->fp_len <= FP_MAX && pf->line > 0;
 }
 
-static sl_rc apply_entry(struct file_src *s, const struct pos_entry *pe, struct sl_error *err)
+/*
+ * Parse a position this source wrote (either format: {"v":1,"before":B,...} or
+ * {"v":2,"follow":F,"total":T,...}). SL_OK, SL_EPARSE (not a file source position),
+ * SL_ENOMEM. On failure *out is left empty.
+ */
+static sl_rc pos_parse(const char *text, struct ppos *out)
 {
-    struct entry *e = find_path(s, pe->path);
-    if (!e && s->follow) {
+    struct pp x = {text, 0};
+    uint64_t v = 0, num = 0;
+    sl_rc rc = SL_EPARSE;
+    char key[16];
+    char scratch[PATH_SCRATCH];
+    size_t cap = 0;
+    memset(out, 0, sizeof *out);
+    if (!text || !lit(&x, '{'))
+        goto fail;
+    do {
+        if (!pstr(&x, key, sizeof key) || !lit(&x, ':'))
+            goto fail;
+        if (strcmp(key, "v") == 0) {
+            if (!pnum(&x, &v) || (v != 1 && v != 2))
+                goto fail;
+        } else if (strcmp(key, "before") == 0 || strcmp(key, "follow") == 0) {
+            if (!pnum(&x, &num) || num > 1)
+                goto fail;
+            out->follow = key[0] == 'b' ? !num : (int)num;
+        } else if (strcmp(key, "total") == 0) {
+            if (!pnum(&x, &out->total))
+                goto fail;
+            out->have_total = 1;
+        } else if (strcmp(key, "files") == 0) {
+            if (!lit(&x, '['))
+                goto fail;
+            ws(&x);
+            if (*x.p != ']') {
+                do {
+                    if (out->n == cap) {
+                        size_t nc = cap ? cap * 2 : 4;
+                        struct pfile *nf = sl_realloc(out->f, nc * sizeof *nf);
+                        if (!nf) {
+                            rc = SL_ENOMEM;
+                            goto fail;
+                        }
+                        out->f = nf;
+                        cap = nc;
+                    }
+                    struct pfile *pf = &out->f[out->n];
+                    if (!pentry(&x, pf, scratch))
+                        goto fail;
+                    if (!(pf->path = sl_strdup(scratch))) {
+                        rc = SL_ENOMEM;
+                        goto fail;
+                    }
+                    out->n++;
+                } while (lit(&x, ','));
+            }
+            if (!lit(&x, ']'))
+                goto fail;
+        } else {
+            goto fail;
+        }
+    } while (lit(&x, ','));
+    if (!lit(&x, '}') || v == 0)
+        goto fail;
+    ws(&x);
+    if (*x.p || (!out->follow && out->n > 1))
+        goto fail;
+    if (!out->have_total)
+        for (size_t i = 0; i < out->n; i++)
+            out->total += out->f[i].done ? 0 : out->f[i].offset;
+    return SL_OK;
+fail:
+    pos_free(out);
+    return rc;
+}
+
+/* ---- restore ----------------------------------------------------------------------- */
+
+/*
+ * Follow mode: the file of pf was rotated to a name the pattern does not match. Look for
+ * its inode in the directory of its old path (where log rotation leaves it, as
+ * app.log.1), so its unread rest is read before it is let go. NULL when not found.
+ */
+static char *find_rotated(const struct pfile *pf)
+{
+    char dir[PATH_SCRATCH];
+    snprintf(dir, sizeof dir, "%s", pf->path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char *found = NULL;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) != NULL) {
+        if ((uint64_t)de->d_ino != pf->ino)
+            continue;
+        size_t n = strlen(dir) + strlen(de->d_name) + 2;
+        char *p = sl_malloc(n);
+        if (!p)
+            break;
+        snprintf(p, n, "%s/%s", dir, de->d_name);
         struct stat st;
-        if (stat(pe->path, &st) != 0) {
-            sl_warn(s->name,
-                    "the checkpoint names %s, which no longer exists; its unread "
-                    "rest (after byte %" PRIu64 ") cannot be read",
-                    pe->path, pe->offset);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_dev == pf->dev &&
+            (uint64_t)st.st_ino == pf->ino)
+            found = p;
+        else
+            sl_free(p);
+    }
+    closedir(d);
+    return found;
+}
+
+/*
+ * The entry a position's file continues in: the matched file with its device and inode
+ * (wherever it is now: renamed files are found), else the one at its path (a copy, or a
+ * replacement the fingerprint check will catch when it is opened). In follow mode a file
+ * rotated away to a name the pattern does not match is added to be finished. NULL when
+ * the file is gone. ids[] holds the (dev, ino) of the first nids entries, taken once.
+ */
+static sl_rc match_entry(struct file_src *s, const struct pfile *pf, const uint64_t *ids,
+                         size_t nids, struct entry **out)
+{
+    *out = NULL;
+    for (size_t i = 0; i < nids; i++)
+        if (!s->files[i].restored && ids[2 * i] == pf->dev && ids[2 * i + 1] == pf->ino) {
+            *out = &s->files[i];
             return SL_OK;
         }
-        sl_rc rc = add_entry(s, pe->path);
-        if (rc)
-            return rc;
-        sort_entries(s);
-        e = find_path(s, pe->path);
-    }
-    if (!e) {
-        sl_warn(s->name, "the checkpoint names %s, which %s no longer matches; ignoring it",
-                pe->path, s->pattern);
+    struct entry *e = find_path(s, pf->path);
+    if (e && !e->restored) {
+        if (s->follow) {
+            char *rot = find_rotated(pf);
+            if (rot) {
+                sl_info(s->name, "%s was rotated to %s since the checkpoint; reading its rest",
+                        pf->path, rot);
+                sl_rc rc = add_entry(s, rot);
+                sl_free(rot);
+                if (rc)
+                    return rc;
+                struct entry *o = &s->files[s->nfiles - 1];
+                o->orphan = 1;
+                s->orphans++;
+                *out = o;
+                return SL_OK;
+            }
+        }
+        *out = e;
         return SL_OK;
     }
-    (void)err;
-    e->offset = pe->offset;
-    e->line = pe->line;
-    e->skip = pe->skip != 0;
-    e->fp = strtoull(pe->fp, NULL, 16);
-    e->fp_len = (uint32_t)pe->fp_len;
-    e->dev = pe->dev;
-    e->ino = pe->ino;
-    snprintf(e->id, sizeof e->id, "%s", pe->id);
-    e->restored = 1;
+    if (!e && s->follow) {
+        struct stat st;
+        if (stat(pf->path, &st) == 0 && S_ISREG(st.st_mode)) {
+            sl_rc rc = add_entry(s, pf->path);
+            if (rc)
+                return rc;
+            *out = &s->files[s->nfiles - 1];
+            return SL_OK;
+        }
+        char *rot = find_rotated(pf);
+        if (rot) {
+            sl_rc rc = add_entry(s, rot);
+            sl_free(rot);
+            if (rc)
+                return rc;
+            s->files[s->nfiles - 1].orphan = 1;
+            s->orphans++;
+            *out = &s->files[s->nfiles - 1];
+            return SL_OK;
+        }
+    }
     return SL_OK;
+}
+
+static void apply_entry(struct entry *e, const struct pfile *pf)
+{
+    e->offset = pf->offset;
+    e->line = pf->line;
+    e->skip = pf->skip != 0;
+    e->fp = pf->fp;
+    e->fp_len = (uint32_t)pf->fp_len;
+    e->dev = pf->dev;
+    e->ino = pf->ino;
+    snprintf(e->id, sizeof e->id, "%s", pf->id);
+    e->id_final = 1; /* ids come from the identity the position carries */
+    e->restored = 1;
 }
 
 static sl_rc file_restore(void *state, const char *position, struct sl_error *err)
 {
     struct file_src *s = state;
-    struct pp x = {position, 0};
-    uint64_t v = 0, before = 0;
-    struct pos_entry *pe = sl_malloc(sizeof *pe);
-    if (!pe)
-        return SL_ENOMEM;
-    sl_rc rc = SL_OK;
-    char *first_path = NULL; /* the position's first file, matched now or not */
-    char key[16];
-    if (!lit(&x, '{'))
-        goto bad;
-    do {
-        if (!pstr(&x, key, sizeof key) || !lit(&x, ':'))
-            goto bad;
-        if (strcmp(key, "v") == 0) {
-            if (!pnum(&x, &v) || v != 1)
-                goto bad;
-        } else if (strcmp(key, "before") == 0) {
-            if (!pnum(&x, &before))
-                goto bad;
-        } else if (strcmp(key, "files") == 0) {
-            if (!lit(&x, '['))
-                goto bad;
-            ws(&x);
-            if (*x.p != ']') {
-                do {
-                    if (!pentry(&x, pe))
-                        goto bad;
-                    if ((rc = apply_entry(s, pe, err)))
-                        goto out;
-                    if (!first_path && !(first_path = sl_strdup(pe->path))) {
-                        rc = SL_ENOMEM;
-                        goto out;
-                    }
-                } while (lit(&x, ','));
-            }
-            if (!lit(&x, ']'))
-                goto bad;
-        } else {
-            goto bad;
+    struct ppos pp;
+    uint64_t *ids = NULL;
+    sl_rc rc = pos_parse(position, &pp);
+    if (rc == SL_EPARSE)
+        return sl_error_set(err, SL_EPARSE,
+                            "file source %s: the checkpoint \"%.200s\" is not a file source "
+                            "position (was the source's type changed?); remove the checkpoint "
+                            "to start over",
+                            s->name, position ? position : "");
+    if (rc)
+        return rc;
+    if (s->nfiles && !(ids = sl_calloc(s->nfiles, 2 * sizeof *ids))) {
+        rc = SL_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < s->nfiles; i++) {
+        struct stat st;
+        if (stat(s->files[i].path, &st) == 0)
+            ids[2 * i] = (uint64_t)st.st_dev, ids[2 * i + 1] = (uint64_t)st.st_ino;
+    }
+    size_t nids = s->nfiles; /* entries added below come after these */
+    uint64_t listed = 0;
+    for (size_t k = 0; k < pp.n; k++) {
+        const struct pfile *pf = &pp.f[k];
+        struct entry *e;
+        if (pf->done) { /* finished: only remembered, for later positions */
+            push_done(s, pf->id, pf->path, pf->dev, pf->ino, pf->offset);
+            continue;
         }
-    } while (lit(&x, ','));
-    if (!lit(&x, '}') || v != 1)
-        goto bad;
-    ws(&x);
-    if (*x.p)
-        goto bad;
+        if ((rc = match_entry(s, pf, ids, nids, &e)))
+            goto out;
+        if (!e) {
+            sl_warn(s->name,
+                    "the checkpoint names %s, which %s no longer matches or which no longer "
+                    "exists; its unread rest (after byte %" PRIu64 ") cannot be read",
+                    pf->path, s->pattern, pf->offset);
+            continue;
+        }
+        apply_entry(e, pf);
+        listed += pf->offset;
+    }
+    sort_entries(s);
     /* Without follow, the files sorting before the checkpoint's file are finished. */
-    if (before && first_path)
-        for (size_t i = 0; i < s->nfiles && strcmp(s->files[i].path, first_path) < 0; i++)
+    if (!pp.follow && pp.n)
+        for (size_t i = 0; i < s->nfiles && strcmp(s->files[i].path, pp.f[0].path) < 0; i++)
             s->files[i].done = !s->follow;
-    goto out;
-bad:
-    rc = sl_error_set(err, SL_EPARSE,
-                      "file source %s: the checkpoint \"%.200s\" is not a file source position "
-                      "(was the source's type changed?); remove the checkpoint to start over",
-                      s->name, position);
+    s->base_bytes = pp.total > listed ? pp.total - listed : 0;
 out:
-    sl_free(first_path);
-    sl_free(pe);
+    sl_free(ids);
+    pos_free(&pp);
     return rc;
+}
+
+/* ---- comparing positions (position_cmp, covers) -------------------------------------- */
+
+static int cmp_u64(uint64_t a, uint64_t b)
+{
+    return (a > b) - (a < b);
+}
+
+/*
+ * The order of positions: how far along the input they are.
+ *   - Both without follow: the files are read one after another in strcmp order of their
+ *     paths, so a position is (current file, offset): compare the paths (strcmp, the
+ *     reading order), then the offsets. The end of file a lies below any place in a
+ *     file b that sorts after a.
+ *   - Both with follow: the files are read side by side and a position is a vector of
+ *     offsets, one per tracked file. Compare by total, the input bytes consumed over the
+ *     source's whole history; it grows with every batch (each consumes at least one
+ *     byte; bytes of rotated, truncated or removed files stay counted in base_bytes).
+ *     Total is a linear extension of "every file at or beyond": when one position is
+ *     ahead in every file it compares higher. Two positions of different runs that
+ *     interleaved the same files differently can be ahead in different files; total
+ *     then still orders them, by volume.
+ *   - A position without follow sorts below one with follow (a mode change between runs;
+ *     this keeps the order total and sends a mixed restore to the older one).
+ *   - Ties, and text that is not a position of this source, fall back to strcmp, so the
+ *     order is total and 0 means the same text. NULL (no position) is lowest.
+ */
+static int file_position_cmp(void *state, const char *a, const char *b)
+{
+    (void)state;
+    if (!a || !b)
+        return (a != NULL) - (b != NULL);
+    struct ppos pa, pb;
+    sl_rc ra = pos_parse(a, &pa), rb = pos_parse(b, &pb);
+    int c = 0;
+    if (ra || rb)
+        c = (ra == SL_OK) - (rb == SL_OK);
+    else if (pa.follow != pb.follow)
+        c = pa.follow - pb.follow;
+    else if (pa.follow)
+        c = cmp_u64(pa.total, pb.total);
+    else if (pa.n != pb.n)
+        c = pa.n < pb.n ? -1 : 1;
+    else if (pa.n && !(c = strcmp(pa.f[0].path, pb.f[0].path)))
+        c = cmp_u64(pa.f[0].offset, pb.f[0].offset);
+    if (!c)
+        c = strcmp(a, b);
+    pos_free(&pa);
+    pos_free(&pb);
+    return (c > 0) - (c < 0);
+}
+
+enum { COVER_NONE = 0, COVER_ALL, COVER_BELOW };
+
+/*
+ * What covers() decided for one (source instance, committed position, batch): none of
+ * the batch's records, all of them, or those below an offset. One memo per sink thread
+ * (thread-local, no lock on the per-record path); the key identifies a batch by its
+ * position text, record array and sequence number, which no two live batches of one
+ * source share (clones have their own record array and get their own memo).
+ */
+struct cover_memo {
+    uint64_t gen; /* file_src.gen; 0 = empty slot */
+    const char *pos;
+    const char *bpos;
+    const struct sl_record *recs;
+    uint64_t seq;
+    uint32_t n;
+    int kind;
+    uint64_t below;
+};
+
+#define MEMO_SLOTS 4 /* per thread: a sink may hold positions of several sources */
+
+static _Thread_local struct cover_memo memo[MEMO_SLOTS];
+static _Thread_local unsigned memo_next;
+static atomic_uint_fast64_t next_gen = 1;
+
+/* The parsed form of position from the source's cache (parsing it when new); s->lock held. */
+static const struct ppos *pcache_get(struct file_src *s, const char *position)
+{
+    for (unsigned k = 0; k < PCACHE_SLOTS; k++)
+        if (s->pcache[k].text && strcmp(s->pcache[k].text, position) == 0)
+            return &s->pcache[k].p;
+    struct pcache_slot *sl = &s->pcache[s->pcache_next++ % PCACHE_SLOTS];
+    sl_free(sl->text);
+    pos_free(&sl->p);
+    sl->text = NULL;
+    if (pos_parse(position, &sl->p) != SL_OK)
+        return NULL;
+    if (!(sl->text = sl_strdup(position))) {
+        pos_free(&sl->p);
+        return NULL;
+    }
+    return &sl->p;
+}
+
+/*
+ * Decide for batch b against committed position P (see file_covers). Returns 0 when the
+ * decision could not be made (unparsable text or no memory): the caller then reports
+ * "not covered", which may deliver a record twice but never loses one.
+ */
+static int cover_decide(struct file_src *s, const char *position, const struct sl_batch *b,
+                        int *kind, uint64_t *below)
+{
+    struct ppos bp;
+    if (!b->position || pos_parse(b->position, &bp) != SL_OK)
+        return 0;
+    const struct pfile *bf = NULL;
+    if (bp.n == 1 && (!bp.follow || !b->origin))
+        bf = &bp.f[0];
+    for (size_t k = 0; !bf && b->origin && k < bp.n; k++)
+        if (strcmp(bp.f[k].path, b->origin) == 0)
+            bf = &bp.f[k];
+    int ok = 0;
+    pthread_mutex_lock(&s->lock);
+    const struct ppos *P = bf ? pcache_get(s, position) : NULL;
+    if (P) {
+        ok = 1;
+        *kind = COVER_NONE;
+        if (!P->follow && !bp.follow) {
+            /* One file after the other: earlier files are finished, later ones untouched. */
+            int c = P->n ? strcmp(bf->path, P->f[0].path) : 1;
+            if (c < 0)
+                *kind = COVER_ALL;
+            else if (c == 0 && strcmp(bf->id, P->f[0].id) == 0)
+                *kind = COVER_BELOW, *below = P->f[0].offset;
+        } else {
+            /* Side by side: find the batch's file by identity among P's files. */
+            for (size_t k = 0; k < P->n; k++)
+                if (strcmp(P->f[k].id, bf->id) == 0) {
+                    *kind = P->f[k].done ? COVER_ALL : COVER_BELOW;
+                    *below = P->f[k].offset;
+                    break;
+                }
+            if (*kind == COVER_NONE && !P->follow && P->n && strcmp(bf->path, P->f[0].path) < 0)
+                *kind = COVER_ALL;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    pos_free(&bp);
+    return ok;
+}
+
+/*
+ * covers(): record i of b lies at or before position. The batch's file is the one its
+ * own position lists under b->origin; it is found in position by identity (device,
+ * inode and first-line fingerprint, the "id" both carry). Covered when position has
+ * finished that file (without follow: it sorts before position's file) or when the
+ * record starts below the offset position resumes at. Records of files position does
+ * not know are not covered.
+ *
+ * Cost: the first call for a (position, batch) pair parses the batch's position and
+ * looks up the parsed committed position in the source's cache (under s->lock); every
+ * other call is a thread-local memo hit and one comparison.
+ */
+static int file_covers(void *state, const char *position, const struct sl_batch *b, uint32_t i)
+{
+    struct file_src *s = state;
+    if (!s || !position || !b || i >= b->n)
+        return 0;
+    struct cover_memo *m = NULL;
+    for (unsigned k = 0; k < MEMO_SLOTS; k++) {
+        struct cover_memo *x = &memo[k];
+        if (x->gen == s->gen && x->pos == position && x->bpos == b->position &&
+            x->recs == b->recs && x->seq == b->seq && x->n == b->n) {
+            m = x;
+            break;
+        }
+    }
+    if (!m) {
+        int kind;
+        uint64_t below = 0;
+        if (!cover_decide(s, position, b, &kind, &below))
+            return 0;
+        m = &memo[memo_next++ % MEMO_SLOTS];
+        *m = (struct cover_memo){s->gen, position, b->position, b->recs, b->seq, b->n, kind, below};
+    }
+    return m->kind == COVER_ALL || (m->kind == COVER_BELOW && b->recs[i].offset < m->below);
+}
+
+/* ---- lag -------------------------------------------------------------------------------- */
+
+/* Whether the file open as fd is the one pf describes (fingerprint and size). */
+static int same_content(int fd, const struct pfile *pf, uint64_t size)
+{
+    uint64_t h;
+    return pf->offset <= size && hash_prefix(fd, (uint32_t)pf->fp_len, &h) == 0 && h == pf->fp;
+}
+
+/*
+ * lag(): input bytes after position now, over the files the pattern matches: a file
+ * position has finished counts nothing, the file position is in counts its size minus
+ * the offset (when it is still the same file), others count whole. In follow mode a file
+ * rotated away under a name the pattern does not match still counts its unread rest.
+ * Reads no data beyond fingerprints and opens nothing for writing (inspect mode).
+ */
+static sl_rc file_lag(void *state, const char *position, uint64_t *bytes, struct sl_error *err)
+{
+    struct file_src *s = state;
+    struct ppos pp;
+    memset(&pp, 0, sizeof pp);
+    *bytes = 0;
+    if (position) {
+        sl_rc rc = pos_parse(position, &pp);
+        if (rc == SL_EPARSE)
+            return sl_error_set(err, SL_EPARSE,
+                                "file source %s: the checkpoint \"%.200s\" is not a file source "
+                                "position",
+                                s->name, position);
+        if (rc)
+            return rc;
+    }
+    glob_t g;
+    char *one[2] = {(char *)s->pattern, NULL};
+    memset(&g, 0, sizeof g);
+    if (s->is_glob) {
+        int r = glob(s->pattern, 0, NULL, &g);
+        if (r == GLOB_NOSPACE) {
+            pos_free(&pp);
+            return SL_ENOMEM;
+        }
+        if (r != 0 && r != GLOB_NOMATCH) {
+            pos_free(&pp);
+            return sl_error_set(err, SL_EIO, "%s: cannot read the directories of the pattern",
+                                s->pattern);
+        }
+    } else {
+        g.gl_pathc = 1;
+        g.gl_pathv = one;
+    }
+    uint8_t *seen = pp.n ? sl_calloc(pp.n, 1) : NULL;
+    if (pp.n && !seen) {
+        if (s->is_glob)
+            globfree(&g);
+        pos_free(&pp);
+        return SL_ENOMEM;
+    }
+    uint64_t total = 0;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        const char *path = g.gl_pathv[i];
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        uint64_t size = (uint64_t)st.st_size, done = 0;
+        const struct pfile *pf = NULL;
+        if (!pp.follow && pp.n) {
+            int c = strcmp(path, pp.f[0].path);
+            if (c < 0)
+                done = size;
+            else if (c == 0)
+                pf = &pp.f[0];
+        }
+        for (size_t k = 0; !pf && pp.follow && k < pp.n; k++)
+            if (!seen[k] && !pp.f[k].done && pp.f[k].dev == (uint64_t)st.st_dev &&
+                pp.f[k].ino == (uint64_t)st.st_ino)
+                pf = &pp.f[k];
+        if (pf) {
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd >= 0 && same_content(fd, pf, size)) {
+                done = pf->offset;
+                seen[pf - pp.f] = 1;
+            }
+            if (fd >= 0)
+                close(fd);
+        }
+        total += size - done;
+    }
+    /* Follow: files rotated away (not matched any more) still have their rest to read. */
+    for (size_t k = 0; pp.follow && k < pp.n; k++) {
+        if (seen[k] || pp.f[k].done)
+            continue;
+        char *rot = find_rotated(&pp.f[k]);
+        struct stat st;
+        if (rot && stat(rot, &st) == 0 && (uint64_t)st.st_size > pp.f[k].offset &&
+            fnmatch(s->pattern, rot, FNM_PATHNAME) != 0)
+            total += (uint64_t)st.st_size - pp.f[k].offset;
+        sl_free(rot);
+    }
+    sl_free(seen);
+    if (s->is_glob)
+        globfree(&g);
+    pos_free(&pp);
+    *bytes = total;
+    return SL_OK;
 }
 
 /* ---- init / close ------------------------------------------------------------------- */
@@ -948,6 +1555,11 @@ static void file_close(void *state)
     if (s->csv)
         sl__csv_fini(&s->csvr);
     sl_buf_fini(&s->pos);
+    for (unsigned k = 0; k < PCACHE_SLOTS; k++) {
+        sl_free(s->pcache[k].text);
+        pos_free(&s->pcache[k].p);
+    }
+    pthread_mutex_destroy(&s->lock);
     sl_free(s);
 }
 
@@ -960,8 +1572,11 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     const char *format;
     int follow;
     uint64_t max_record, window;
+    pthread_mutex_init(&s->lock, NULL);
+    s->gen = atomic_fetch_add(&next_gen, 1);
     s->pipeline = ctx->pipeline;
     s->name = ctx->name;
+    s->inspect = ctx->inspect;
     s->cur = NONE;
     sl_buf_init(&s->pos, MAX_POSITION);
     if ((rc = sl_cfg_get_path(ctx->doc, ctx->node, "path", NULL, &s->pattern, err)))
@@ -1010,11 +1625,17 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
                 goto fail;
             }
     }
+    s->is_glob = has_glob_chars(s->pattern);
+    if (s->inspect) {
+        /* Status and reset: no window, no input checks (the files may be gone); lag()
+         * matches the pattern itself. */
+        *state = s;
+        return SL_OK;
+    }
     if ((rc = sl__lines_init(&s->win, window, max_record)))
         goto fail;
     s->emit.limits = ctx->limits ? ctx->limits : &default_limits;
     s->emit.stage = ctx->name;
-    s->is_glob = has_glob_chars(s->pattern);
     if (!s->is_glob && !s->follow) {
         struct stat st;
         if (stat(s->pattern, &st) != 0) {
@@ -1091,5 +1712,8 @@ const struct sl_plugin sl_source_file = {
     .init = file_init,
     .restore = file_restore,
     .read = file_read,
+    .position_cmp = file_position_cmp,
+    .covers = file_covers,
+    .lag = file_lag,
     .close = file_close,
 };

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Crash test (fanout): one source fanned out to a sqlite sink (every record) and, behind a
+# filter and a map, a rotating file sink (a sixth of them): sinks of different speeds resume
+# from different positions.
+#
+# Kills sluice with SIGKILL at 30 random instants, restarts it each time, lets a last run
+# finish and compares every sink with the expected records exactly. See
+# tests/fault/README.md; a failure prints the seed and the command that reproduces it.
+# CRASHTEST_SEED, CRASHTEST_RECORDS and CRASHTEST_KILLS override the defaults.
+set -euo pipefail
+: "${SLUICE:?SLUICE must name the sluice binary}"
+exec python3 "$(dirname "$0")/crashtest.py" --scenario fanout

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Crash test (sqlite_key): file -> map -> sqlite upserting on key: event_id; an UPDATE
+# trigger on the pre-created table catches any row written twice.
+#
+# Kills sluice with SIGKILL at 30 random instants, restarts it each time, lets a last run
+# finish and compares every sink with the expected records exactly. See
+# tests/fault/README.md; a failure prints the seed and the command that reproduces it.
+# CRASHTEST_SEED, CRASHTEST_RECORDS and CRASHTEST_KILLS override the defaults.
+set -euo pipefail
+: "${SLUICE:?SLUICE must name the sluice binary}"
+exec python3 "$(dirname "$0")/crashtest.py" --scenario sqlite_key
