@@ -147,8 +147,8 @@ static sl_rc check_marker(const char *dir, const char *file, struct sl_error *er
         rc = sl_error_set(err, SL_ESTATE,
                           "state_dir %s is in state format %ld, but this sluice reads state format "
                           "%d only. Run a sluice version that reads format %ld, or point state_dir "
-                          "at a new directory (the pipeline then starts over from its sinks' "
-                          "checkpoints)",
+                          "at a new directory (sinks keep their own checkpoints, so delivery "
+                          "resumes from them)",
                           dir, v, SL_STATEDIR_VERSION, v);
         goto out;
     }

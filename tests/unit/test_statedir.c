@@ -123,7 +123,7 @@ static void test_unknown_version_refused(void)
     snprintf(want, sizeof want,
              "state_dir %s is in state format 7, but this sluice reads state format 1 only. "
              "Run a sluice version that reads format 7, or point state_dir at a new directory "
-             "(the pipeline then starts over from its sinks' checkpoints)",
+             "(sinks keep their own checkpoints, so delivery resumes from them)",
              dir);
     CHECK_INT(sl_statedir_open(dir, 1, &err), SL_ESTATE);
     CHECK_STR(err.msg, want);
