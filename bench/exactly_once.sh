@@ -85,7 +85,7 @@ case "$RUNS" in '' | *[!0-9]*) die "--runs $RUNS: expected a positive integer" ;
 
 SLUICE=${SLUICE:-$ROOT/build/sluice}
 GEN_CLICKS=${GEN_CLICKS:-$ROOT/build/gen_clicks}
-[ -x "$SLUICE" ] || die "no sluice binary at $SLUICE; build it with 'make release' (or set SLUICE=...)"
+[ -x "$SLUICE" ] || die "no sluice binary at $SLUICE; build it with 'make release' (or set SLUICE)"
 command -v python3 >/dev/null 2>&1 || die "python3 is needed to count the rows"
 
 # --- data (shared with bench/run.sh: same name for the same N and seed) ----------------
@@ -94,7 +94,8 @@ INPUT=$DATA_DIR/clicks-$RECORDS-seed$SEED.ndjson
 mkdir -p "$DATA_DIR"
 if [ ! -s "$INPUT" ]; then
     [ -x "$GEN_CLICKS" ] || die "no generator at $GEN_CLICKS; build it with 'make release'"
-    echo "exactly_once: generating $RECORDS click events (seed $SEED) into ${INPUT#"$ROOT"/} ..." >&2
+    echo "exactly_once: generating $RECORDS click events (seed $SEED)" \
+        "into ${INPUT#"$ROOT"/} ..." >&2
     "$GEN_CLICKS" --count "$RECORDS" --seed "$SEED" --out "$INPUT.tmp"
     mv "$INPUT.tmp" "$INPUT"
 fi
@@ -197,7 +198,7 @@ echo
 for sink in sqlite file; do
     eo=${BEST_NS[$sink/exactly_once]:-}
     alo=${BEST_NS[$sink/at_least_once]:-}
-    [ -n "$eo" ] && [ -n "$alo" ] || continue
+    if [ -z "$eo" ] || [ -z "$alo" ]; then continue; fi
     awk -v s="$sink" -v eo="$eo" -v alo="$alo" -v target="$TARGET_PCT" \
         'BEGIN { pct = (eo - alo) * 100.0 / alo
                  printf "exactly-once cost, %-6s: %+6.1f%% time (%s the %d%% target)\n", s, pct,

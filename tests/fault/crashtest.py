@@ -2,7 +2,8 @@
 """crashtest.py - kill sluice with SIGKILL at random instants; prove nothing is lost or
 duplicated.
 
-    crashtest.py --scenario NAME [--seed S] [--records N] [--kills K] [--keep] [--verbose]
+    crashtest.py --scenario NAME [--seed S] [--records N] [--kills K] [--damage LIST]
+                 [--delivery MODE] [--workdir DIR] [--keep]
     crashtest.py --list
 
 What it does, per scenario:
@@ -16,7 +17,8 @@ What it does, per scenario:
      restarts it, and repeats K times (default 30). Kill instants are drawn uniformly
      from windows derived from the calibrated run time, so most kills land mid-run and
      about a fifth land in the first 50 ms (start-up and recovery). Some scenarios tear
-     files while sluice is down (see --tear) or append to a followed input meanwhile.
+     or damage files while sluice is down (see "tearing" below) or append to a followed
+     input meanwhile.
   4. Lets a last run finish (`--once --report R.json`) and checks its exit status and
      report.
   5. Compares every sink with the records expected, computed here in Python from the
@@ -24,7 +26,8 @@ What it does, per scenario:
        sqlite: the set of event_ids, every column of every row, no duplicates
                (count(*) == count(distinct event_id)); where the scenario pre-creates the
                table, an UPDATE trigger counts rows written twice (a replayed record), and
-               the checkpoint table's record count must equal the rows expected.
+               the checkpoint table's record count must equal the rows expected (when
+               the clean run shows that it counts each row once).
        file:   the multiset of records over all final output files; every line must be
                complete JSON; a missing, duplicated or unexpected record is a failure.
                The record id field (_sluice_id) is ignored.
@@ -64,6 +67,11 @@ RUN_TIMEOUT_S = 600.0  # hard limit for a run that is not killed on purpose
 FINAL_TIMEOUT_S = 600.0
 
 
+# Child processes still running (sluice runs, the appender): killed if the harness is
+# interrupted, so an aborted test leaves nothing behind.
+LIVE = set()
+
+
 def log(msg):
     print(msg, flush=True)
 
@@ -76,24 +84,43 @@ class SetupError(Exception):
 
 
 class Input:
-    """The generated input, read again (streaming) whenever expectations are computed, so
-    that memory stays small: records() yields (line number, byte offset, object)."""
+    """The generated input (one file, or several read in sorted order as a glob matches
+    them), read again whenever expectations are computed, so that memory stays small:
+    records() yields (line number, byte offset, object), both counted within each file."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, paths):
+        self.paths = sorted(paths)
         self.count = 0
-        with open(path, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                if not raw.endswith(b"\n"):
-                    raise SetupError("%s: line %d has no newline" % (path, lineno))
-                self.count = lineno
+        for path in self.paths:
+            with open(path, "rb") as f:
+                for lineno, raw in enumerate(f, 1):
+                    if not raw.endswith(b"\n"):
+                        raise SetupError("%s: line %d has no newline" % (path, lineno))
+                    self.count += 1
 
     def records(self):
-        offset = 0
-        with open(self.path, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                yield lineno, offset, json.loads(raw)
-                offset += len(raw)
+        for path in self.paths:
+            offset = 0
+            with open(path, "rb") as f:
+                for lineno, raw in enumerate(f, 1):
+                    yield lineno, offset, json.loads(raw)
+                    offset += len(raw)
+
+
+def split_input(full, parts, dirpath):
+    """Cut full into `parts` files of about equal size at line ends: dir/clicks-K.ndjson."""
+    with open(full, "rb") as f:
+        data = f.read()
+    os.makedirs(dirpath, exist_ok=True)
+    paths, pos = [], 0
+    for k in range(parts):
+        end = len(data) if k == parts - 1 else data.find(b"\n", len(data) * (k + 1) // parts) + 1
+        path = os.path.join(dirpath, "clicks-%d.ndjson" % k)
+        with open(path, "wb") as f:
+            f.write(data[pos:end])
+        paths.append(path)
+        pos = end
+    return paths
 
 
 def t_shape(lineno, offset, obj):
@@ -179,10 +206,20 @@ SCENARIOS = {
         "wiring": {"db": "humans"},
     },
     "file": {
-        "help": "file -> map -> file, rotating every 4 MiB",
+        "help": "files (a glob matching four input files) -> map -> file, rotating every "
+                "4 MiB",
+        "split": 4,
         "sinks": [sink_file("out", expect_shaped, max_bytes="4MiB")],
         "transforms": {"shape": MAP_YAML % "src"},
         "wiring": {"out": "shape"},
+    },
+    "rotate": {
+        "help": "file -> file with max_bytes 128 KiB: a batch (~280 KB) never splits, so "
+                "every batch finishes a file: ~200 renames, more finished files than the "
+                "manifest lists by name",
+        "sinks": [sink_file("out", expect_all, max_bytes="128KiB")],
+        "transforms": {},
+        "wiring": {"out": "src"},
     },
     "fanout": {
         "help": "one source -> sqlite (every record) and -> filter -> map -> file "
@@ -303,6 +340,7 @@ class Runner:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=err, cwd=self.root, env=self.env)
         err.close()
+        LIVE.add(proc)
         return proc, t0, errpath
 
 
@@ -321,14 +359,17 @@ def kill_run(proc, t0, at):
     if remaining > 0:
         try:
             rc = proc.wait(timeout=remaining)
+            LIVE.discard(proc)
             return False, rc, time.monotonic() - t0
         except subprocess.TimeoutExpired:
             pass
     if proc.poll() is not None:
+        LIVE.discard(proc)
         return False, proc.returncode, time.monotonic() - t0
     when = time.monotonic() - t0
     os.kill(proc.pid, signal.SIGKILL)
     rc = proc.wait()
+    LIVE.discard(proc)
     return rc == -signal.SIGKILL, rc, when
 
 
@@ -339,7 +380,8 @@ def run_to_end(runner, timeout, extra=()):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        return None, time.monotonic() - t0, errpath
+        rc = None
+    LIVE.discard(proc)
     return rc, time.monotonic() - t0, errpath
 
 
@@ -458,6 +500,9 @@ def damage_targets(sc, root, kinds):
         if "manifest" in kinds:
             for m in manifests:
                 out.append(("manifest", m, 0, os.path.getsize(m)))
+        if "manifest_gone" in kinds:
+            for m in manifests:
+                out.append(("manifest_gone", m, -1, -1))
         ip = committed_in_progress(s, root, manifests)
         if "inprogress" in kinds and ip and os.path.exists(ip[0]) and ip[1] > 0:
             out.append(("inprogress", ip[0], 0, ip[1]))
@@ -470,30 +515,40 @@ def damage_targets(sc, root, kinds):
 
 def damage_event(rng, sc, root, runner, kinds):
     """Cut committed bytes of one file, check that the next run refuses and names it, put
-    the file back. Returns a list of failures."""
+    the file back. Returns (failures, stop): stop when the run went ahead on the damaged
+    state, after which restoring the file would not make the state whole again."""
     targets = damage_targets(sc, root, kinds)
     if not targets:
         log("           damage: nothing to damage (%s)" % ",".join(kinds))
-        return []
+        return [], False
     kind = rng.choice(sorted(set(t[0] for t in targets)))
     kind, path, lo, hi = rng.choice([t for t in targets if t[0] == kind])
     with open(path, "rb") as f:
         saved = f.read()
     rel = os.path.relpath(path, root)
-    new = rng.randrange(lo, hi) if hi > lo else lo
-    os.truncate(path, new)
+    if lo < 0:
+        os.remove(path)
+        new = -1
+    else:
+        new = rng.randrange(lo, hi) if hi > lo else lo
+        os.truncate(path, new)
     rc, took, errpath = run_to_end(runner, RUN_TIMEOUT_S)
     with open(errpath, "rb") as f:
         err = f.read().decode("utf-8", "replace")
     first = next((ln for ln in err.splitlines() if "ERROR" in ln or "error" in ln),
                  err.strip().splitlines()[0] if err.strip() else "(no message)")
     failures = []
-    what = "cut %s (%s) from %d to %d bytes" % (rel, kind, len(saved), new)
+    if new < 0:
+        what = "deleted %s (%s, %d bytes)" % (rel, kind, len(saved))
+    else:
+        what = "cut %s (%s) from %d to %d bytes" % (rel, kind, len(saved), new)
     if rc == 0:
         failures.append("damage not detected: %s, then run %d finished with exit 0; committed "
-                        "output was silently lost or will be repeated:\n%s" %
+                        "output was silently lost or repeated:\n%s" %
                         (what, runner.nrun, tail(errpath)))
         verdict = "NOT DETECTED (exit 0)"
+        log("           damage: %s -> run %d %s" % (what, runner.nrun, verdict))
+        return failures, True
     elif rc is None or rc < 0 or "Sanitizer" in err or "runtime error" in err:
         failures.append("damage: %s, then run %d crashed or hung (exit %s):\n%s" %
                         (what, runner.nrun, rc, tail(errpath)))
@@ -508,7 +563,7 @@ def damage_event(rng, sc, root, runner, kinds):
     with open(path, "wb") as f:
         f.write(saved)
     log("           damage: restored %s (%d bytes)" % (rel, len(saved)))
-    return failures
+    return failures, False
 
 
 # --- the appender of the follow scenario ---------------------------------------------------
@@ -841,8 +896,14 @@ def scenario(args):
     full = os.path.join(work, "clicks.ndjson")
     subprocess.run([gen, "--count", str(args.records), "--seed", str(seed % 2**31),
                     "--out", full], check=True, stdout=subprocess.DEVNULL)
-    inp = Input(full)
     follow = bool(sc.get("follow"))
+    if sc.get("split"):
+        inp = Input(split_input(full, sc["split"], os.path.join(work, "in")))
+        os.remove(full)
+        source_path = os.path.join(work, "in", "clicks-*.ndjson")
+    else:
+        inp = Input([full])
+        source_path = full
 
     # Calibration: one clean run, timed and checked.
     calib_root = os.path.join(work, "clean")
@@ -850,22 +911,31 @@ def scenario(args):
     prepare_root(sc, calib_root)
     cyaml = os.path.join(calib_root, "p.yaml")
     with open(cyaml, "w") as f:
-        f.write(pipeline_yaml(dict(sc, follow=False), calib_root, args.delivery, full))
+        f.write(pipeline_yaml(dict(sc, follow=False), calib_root, args.delivery, source_path))
     crun = Runner(args.sluice, calib_root, cyaml, once=True)
     rc, t_clean, errpath = run_to_end(crun, RUN_TIMEOUT_S,
                                       ("--report", os.path.join(calib_root, "report.json")))
     if rc != 0:
         log("FAIL: the clean run (no kills) exited %s:\n%s" % (rc, tail(errpath)))
         return 1, work
-    problems, notes, calib = verify_all(sc, calib_root, inp, None, "clean run")
+    problems = []
     verify_report(os.path.join(calib_root, "report.json"), problems)
+    # Once more with nothing left to do: that must add nothing, and it times the fixed
+    # cost of a run (start-up, recovery, shutdown) that kill windows must allow for.
+    rc, t_idle, errpath = run_to_end(crun, RUN_TIMEOUT_S)
+    if rc != 0:
+        log("FAIL: a second run after the clean run exited %s:\n%s" % (rc, tail(errpath)))
+        return 1, work
+    vproblems, notes, calib = verify_all(sc, calib_root, inp, None, "clean run + rerun")
+    problems += vproblems
     if problems:
-        log("FAIL: the clean run (no kills) already differs from the expected output; the "
-            "pipeline or this harness is wrong, not crash recovery:")
+        log("FAIL: the clean run (no kills, then run once more) already differs from the "
+            "expected output; that is not about crash recovery:")
         for p in problems:
             log("  - " + p)
         return 1, work
-    log("clean run: %.3f s, output exact" % t_clean)
+    log("clean run: %.3f s, then a run with nothing to do: %.3f s; output exact" %
+        (t_clean, t_idle))
     if not args.keep:
         shutil.rmtree(calib_root)
 
@@ -874,7 +944,7 @@ def scenario(args):
     os.makedirs(root)
     prepare_root(sc, root)
     yaml_path = os.path.join(root, "p.yaml")
-    live_input = os.path.join(root, "input.ndjson") if follow else full
+    live_input = os.path.join(root, "input.ndjson") if follow else source_path
     with open(yaml_path, "w") as f:
         f.write(pipeline_yaml(sc, root, args.delivery, live_input))
     early_share = sc.get("early_share", 0.2)
@@ -888,17 +958,19 @@ def scenario(args):
             f.write(data[:cut])
         del data
         duration = max(2.0, t_clean * 3)
-        mid_hi = 2.0 * duration / max(1.0, args.kills * (1.0 - early_share))
+        mid_hi = t_idle + 2.0 * duration / max(1.0, args.kills * (1.0 - early_share))
         appender = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--append",
                                      full, live_input, "%.3f" % duration, str(seed)])
+        LIVE.add(appender)
         log("appender pid %d: %d more bytes over %.1f s" % (appender.pid,
                                                             os.path.getsize(full) - cut, duration))
     else:
         # Each run must leave work for the next: the mid-run kill instants are spread so
-        # that all kills together allow about one clean run's worth of progress.
-        mid_hi = max(EARLY_WINDOW_S * 2,
-                     2.0 * t_clean / max(1.0, args.kills * (1.0 - early_share)))
-        mid_hi = min(mid_hi, t_clean * 1.2)
+        # that all kills together allow about one clean run's worth of progress beyond
+        # the fixed cost of each run.
+        t_work = max(0.0, t_clean - t_idle)
+        mid_hi = t_idle + 2.0 * t_work / max(1.0, args.kills * (1.0 - early_share))
+        mid_hi = min(max(mid_hi, 0.005), t_clean * 1.2)
     log("kill windows: early [0, %.0f ms) for %.0f%% of kills, otherwise [0, %.3f s)" %
         (EARLY_WINDOW_S * 1000, early_share * 100, mid_hi))
 
@@ -925,13 +997,24 @@ def scenario(args):
             failures.append("run %d (after %d kills) exited %s by itself after %.3f s:\n%s" %
                             (runner.nrun, k - 1, rc, when, tail(errpath)))
             consecutive_bad += 1
+        if appender is not None:
+            msg += "; input %d bytes%s" % (os.path.getsize(live_input),
+                                          "" if appender.poll() is None else ", appends done")
         log(msg)
         if sc.get("tear"):
             for what in tear_crash(rng, sc, root):
                 log("           tear: " + what)
         kinds = tuple(args.damage.split(",")) if args.damage else sc.get("damage")
         if kinds and not follow and k % 3 == 0:
-            failures.extend(damage_event(rng, sc, root, runner, kinds))
+            more, stop = damage_event(rng, sc, root, runner, kinds)
+            failures.extend(more)
+            if stop:
+                log("crashtest FAIL scenario=%s seed=%d: a run went ahead on damaged state; "
+                    "stopping here" % (args.scenario, seed))
+                for p in failures:
+                    log("  - " + p)
+                log("kept %s (logs in crash/logs/)" % work)
+                return 1, work
         if consecutive_bad >= 3:
             log("three runs in a row failed by themselves; no more kills")
             break
@@ -952,7 +1035,7 @@ def scenario(args):
     else:
         verify_report(report, problems)
     if follow:
-        inp = Input(live_input)
+        inp = Input([live_input])
         if inp.count != args.records:
             problems.append("the followed input has %d lines, %d generated" %
                             (inp.count, args.records))
@@ -999,8 +1082,9 @@ def main(argv):
                         "catch)")
     p.add_argument("--damage", metavar="LIST",
                    help="after every third kill, cut committed bytes of one of: manifest, "
-                        "inprogress, final (comma list); the next run must refuse. Default: "
-                        "the damage scenario's manifest,inprogress; others none")
+                        "inprogress, final, or delete the manifest: manifest_gone (comma "
+                        "list); the next run must refuse. Default: the damage scenario's "
+                        "manifest,inprogress; others none")
     p.add_argument("--sluice", default=env.get("SLUICE"))
     p.add_argument("--tools", default=env.get("SLUICE_TOOLS"))
     p.add_argument("--workdir", help="work here instead of a fresh temporary directory")
@@ -1021,11 +1105,17 @@ def main(argv):
         p.error("--records must be >= 1 and --kills >= 0")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 2**31)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         rc, work = scenario(args)
     except SetupError as e:
         print("crashtest: %s" % e, file=sys.stderr)
         return 2
+    finally:
+        for proc in list(LIVE):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     if rc == 0 and not args.keep and not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     return rc

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Crash test (file): file -> map -> file rotating every 4 MiB; the multiset of records over
-# all final files must equal the input as mapped.
+# Crash test (file): a glob over four input files -> map -> file rotating every 4 MiB;
+# source positions move across input files; the multiset of records over all final files
+# must equal the input as mapped.
 #
 # Kills sluice with SIGKILL at 30 random instants, restarts it each time, lets a last run
 # finish and compares every sink with the expected records exactly. See

@@ -299,10 +299,11 @@ static void t_positions_round_trip(void)
     sink_close(&k);
     const char *m = slurp(manifest_of("c1"));
     REQUIRE(m != NULL);
-    static const char want[] = "{\"format\":1,\"pipeline\":\"clicks_to_db\",\"sink\":\"out\",\n"
-                     "\"in_progress\":null,\n\"finished_total\":1,\"finished\":[\n  \"x.ndjson\"],\n"
-                     "\"sources\":{\n  \"clicks\":{\"position\":\"clicks.ndjson:\\\"quoted\\\"\\\\200\","
-                     "\"records\":3,\"commit_ns\":";
+    static const char want[] =
+        "{\"format\":1,\"pipeline\":\"clicks_to_db\",\"sink\":\"out\",\n"
+        "\"in_progress\":null,\n\"finished_total\":1,\"finished\":[\n  \"x.ndjson\"],\n"
+        "\"sources\":{\n  \"clicks\":{\"position\":\"clicks.ndjson:\\\"quoted\\\"\\\\200\","
+        "\"records\":3,\"commit_ns\":";
     CHECK(strncmp(m, want, sizeof want - 1) == 0);
     if (strncmp(m, "{\"format\":1", 11) != 0)
         fprintf(stderr, "manifest: %s\n", m);
@@ -322,6 +323,16 @@ static void t_positions_round_trip(void)
     CHECK_INT(ns, 0);
     sink_close(&k);
     CHECK_STR(slurp(tpath("c1/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":3}\n");
+
+    /* A position that is not UTF-8 (a file name can be any bytes) round-trips as hex. */
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_INT(write_lines(&k, B2, N(B2), 1, "in/caf\xe9.ndjson:9", 4), SL_OK);
+    sink_close(&k);
+    m = slurp(manifest_of("c1"));
+    CHECK(m && strstr(m, "\"orders\":{\"position_hex\":\"696e2f636166e92e6e646a736f6e3a39\","));
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_STR(committed_pos(&k, "orders"), "in/caf\xe9.ndjson:9");
+    sink_close(&k);
 }
 
 /* Crash point: the next batch was appended (even fsynced) but the manifest not renamed. */
@@ -380,7 +391,8 @@ static void t_recover_rename_rolled_forward(void)
     REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
     CHECK_STR(committed_pos(&k, "clicks"), "p2");
     const char *m = slurp(manifest_of("c4"));
-    CHECK(m && strstr(m, "\"in_progress\":null,\n\"finished_total\":1,\"finished\":[\n  \"x.ndjson\"]"));
+    CHECK(m &&
+          strstr(m, "\"in_progress\":null,\n\"finished_total\":1,\"finished\":[\n  \"x.ndjson\"]"));
     static const char *const b3[] = {"{\"n\":4}"};
     CHECK_INT(write_lines(&k, b3, 1, 0, "p3", 3), SL_OK);
     sink_close(&k);
@@ -568,6 +580,25 @@ static void t_inspect_creates_nothing(void)
     CHECK(!exists(tpath("i2/x.ndjson")));
 }
 
+/* roll_interval finishes a file that has been open long enough when the next batch comes. */
+static void t_roll_interval(void)
+{
+    struct sink k;
+    REQUIRE(sink_open(&k, &sl_sink_file,
+                      "path: r1/x.ndjson\nroll_interval: 500ms\nfsync: false\nid_field: \"\"\n") ==
+            SL_OK);
+    CHECK_INT(write_lines(&k, B1, N(B1), 0, "p1", 1), SL_OK);
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p2", 2), SL_OK); /* well within 500 ms */
+    struct timespec ts = {0, 700 * 1000000L};
+    nanosleep(&ts, NULL);
+    CHECK(!exists(tpath("r1/x.ndjson")));
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p3", 3), SL_OK);
+    CHECK_STR(slurp(tpath("r1/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+    CHECK_STR(slurp(temp_of("r1/x.1.ndjson")), "{\"n\":3}\n");
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("r1/x.1.ndjson")), "{\"n\":3}\n");
+}
+
 /* at_least_once: the manifest moves at flush/close only; a crash still cuts to it. */
 static void t_at_least_once(void)
 {
@@ -608,8 +639,8 @@ static void kill9_round(int round, int exactly_once)
 {
     char yaml[128], dir[32];
     snprintf(dir, sizeof dir, "k%d", round);
-    snprintf(yaml, sizeof yaml, "path: %s/x.ndjson\nmax_bytes: 2KiB\nfsync: false\nid_field: \"\"\n",
-             dir);
+    snprintf(yaml, sizeof yaml,
+             "path: %s/x.ndjson\nmax_bytes: 2KiB\nfsync: false\nid_field: \"\"\n", dir);
     enum { BATCHES = 300, PER = 10 };
     static char lines[PER][32];
     const char *ptrs[PER];
@@ -743,8 +774,8 @@ static int bench(const char *dir, long batches, int exactly_once, int fsync_on)
     total += now_s() - t0;
     printf("file sink in %s, %s, fsync %s: %ld batches of 1024 records, %.3f s: %.0f records/s, "
            "%.1f MB/s, %.0f batches/s\n",
-           dir, exactly_once ? "exactly_once" : "at_least_once", fsync_on ? "on" : "off",
-           batches, total, (double)batches * 1024 / total, (double)bytes / total / 1e6,
+           dir, exactly_once ? "exactly_once" : "at_least_once", fsync_on ? "on" : "off", batches,
+           total, (double)batches * 1024 / total, (double)bytes / total / 1e6,
            (double)batches / total);
     return 0;
 }
@@ -772,6 +803,7 @@ int main(int argc, char **argv)
     RUN(t_id_field);
     RUN(t_reset);
     RUN(t_inspect_creates_nothing);
+    RUN(t_roll_interval);
     RUN(t_at_least_once);
     RUN(t_kill9_random);
     sl_json_parser_destroy(parser);

@@ -672,7 +672,13 @@ static void test_stdin(void)
     struct sl_buf out;
     sl_buf_init(&out, 0);
     REQUIRE(src_open(&s, &sl_source_stdin, "format: ndjson\n", 2, 1 << 20, 0) == SL_OK);
+    /* Standard input cannot be re-read: no exactly-once callbacks (the loader refuses
+     * delivery: exactly_once with it). */
     CHECK(sl_source_stdin.restore == NULL);
+    CHECK(sl_source_stdin.position_cmp == NULL);
+    CHECK(sl_source_stdin.covers == NULL);
+    CHECK(sl_source_file.position_cmp != NULL && sl_source_file.covers != NULL &&
+          sl_source_file.lag != NULL);
     /* Nothing written yet: SL_AGAIN within about 200 ms. */
     CHECK_INT(read_once(&s, &out), SL_AGAIN);
     const char *data = "{\"a\":1}\n\n{\"a\":2}\r\n{\"a\":3}\n{\"a\":4}";

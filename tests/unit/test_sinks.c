@@ -250,9 +250,10 @@ static void t_stdout_writes_live_records(void)
     CHECK_INT(stdout_capture(&k, b, fd), SL_OK);
     close(fd);
     /* Objects carry their record id (here {1, i}) as _sluice_id; other values cannot. */
-    CHECK_STR(slurp(path), "{\"a\":1,\"z\":\"new\",\"_sluice_id\":\"00000000000000010000000000000000\"}\n"
-                           "{\"b\": [1, 2],\"_sluice_id\":\"00000000000000010000000000000001\"}\n"
-                           "[1,2]\n7\n");
+    CHECK_STR(slurp(path),
+              "{\"a\":1,\"z\":\"new\",\"_sluice_id\":\"00000000000000010000000000000000\"}\n"
+              "{\"b\": [1, 2],\"_sluice_id\":\"00000000000000010000000000000001\"}\n"
+              "[1,2]\n7\n");
     char *pos = (char *)"x";
     CHECK_INT(k.p->committed(k.state, "clicks", &pos, &k.err), SL_OK);
     CHECK(pos == NULL);

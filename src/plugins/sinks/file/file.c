@@ -237,8 +237,7 @@ static sl_rc rotated_name(const char *base, unsigned index, char *out, struct sl
 }
 
 /* The in-progress name of final file path: dir/.NAME.TAG.inprogress. */
-static sl_rc temp_name(const struct file_sink *s, const char *path, char *out,
-                       struct sl_error *err)
+static sl_rc temp_name(const struct file_sink *s, const char *path, char *out, struct sl_error *err)
 {
     const char *slash = strrchr(path, '/');
     int dlen = slash ? (int)(slash - path + 1) : 0;
@@ -425,11 +424,19 @@ static sl_rc manifest_json(struct file_sink *s)
         const struct src_entry *e = &s->srcs[i];
         PUT(sl_buf_puts(m, i ? ",\n  " : "\n  "));
         PUT(sl_json_write_str(m, e->name, strlen(e->name)));
-        PUT(sl_buf_puts(m, ":{\"position\":"));
-        if (e->position)
+        if (!e->position) {
+            PUT(sl_buf_puts(m, ":{\"position\":null"));
+        } else if (sl_utf8_valid(e->position, strlen(e->position), NULL)) {
+            PUT(sl_buf_puts(m, ":{\"position\":"));
             PUT(sl_json_write_str(m, e->position, strlen(e->position)));
-        else
-            PUT(sl_buf_puts(m, "null"));
+        } else {
+            /* A JSON string holds only UTF-8; a position naming a file whose name is not
+             * UTF-8 is stored as hex digits instead, so it round-trips byte for byte. */
+            PUT(sl_buf_puts(m, ":{\"position_hex\":\""));
+            for (const unsigned char *c = (const unsigned char *)e->position; *c; c++)
+                PUT(sl_buf_printf(m, "%02x", *c));
+            PUT(sl_buf_putc(m, '"'));
+        }
         PUT(sl_buf_printf(m, ",\"records\":%" PRIu64 ",\"commit_ns\":%" PRIu64 "}", e->records,
                           e->commit_ns));
     }
@@ -509,6 +516,32 @@ static int member_path(const struct file_sink *s, const struct sl_value *obj, co
         return -1;
     int w = snprintf(out, PATH_MAX, "%s/%.*s", s->root, (int)v.len, v.u.str);
     return w < 0 || w >= PATH_MAX ? -1 : 0;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decode n lowercase hex digits into a new NUL-terminated string. SL_EPARSE, SL_ENOMEM. */
+static sl_rc unhex(const char *h, size_t n, char **out)
+{
+    if (n % 2)
+        return SL_EPARSE;
+    char *p = sl_malloc(n / 2 + 1);
+    if (!p)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < n; i += 2) {
+        int hi = hexval(h[i]), lo = hexval(h[i + 1]);
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            sl_free(p);
+            return SL_EPARSE;
+        }
+        p[i / 2] = (char)(hi * 16 + lo);
+    }
+    p[n / 2] = '\0';
+    *out = p;
+    return SL_OK;
 }
 
 /*
@@ -649,6 +682,12 @@ static sl_rc manifest_read(struct file_sink *s, struct sl_error *err)
                     rc = sl_error_set(err, SL_ENOMEM, "out of memory");
                     goto out;
                 }
+            } else if (member(&mb->val, "position_hex", &a, &pos) && pos.type == SL_V_STRING) {
+                if ((rc = unhex(pos.u.str, pos.len, &e->position))) {
+                    rc = sl_error_set(err, rc, "has a malformed position for source \"%s\"",
+                                      e->name);
+                    goto out;
+                }
             }
         }
     }
@@ -672,8 +711,9 @@ static sl_rc delete_unknown_temps(struct file_sink *s, const char *path, struct 
     size_t sl = strlen(suffix);
     DIR *d = opendir(dir);
     if (!d)
-        return errno == ENOENT || errno == ENOTDIR ? SL_OK
-                                                   : sl_error_sys(err, SL_EIO, errno, "listing %s", dir);
+        return errno == ENOENT || errno == ENOTDIR
+                   ? SL_OK
+                   : sl_error_sys(err, SL_EIO, errno, "listing %s", dir);
     struct dirent *de;
     sl_rc rc = SL_OK;
     while (rc == SL_OK && (de = readdir(d)) != NULL) {
@@ -683,8 +723,10 @@ static sl_rc delete_unknown_temps(struct file_sink *s, const char *path, struct 
         int w = snprintf(victim, sizeof victim, "%s/%s", dir, de->d_name);
         if (w < 0 || w >= (int)sizeof victim || (s->base[0] && strcmp(victim, s->tmp) == 0))
             continue;
-        sl_warn(s->name, "removing %s: an in-progress file the manifest does not know (written "
-                         "before a crash, never committed)", victim);
+        sl_warn(s->name,
+                "removing %s: an in-progress file the manifest does not know (written "
+                "before a crash, never committed)",
+                victim);
         if (unlink(victim) != 0 && errno != ENOENT)
             rc = sl_error_sys(err, SL_EIO, errno, "removing %s", victim);
     }
@@ -845,8 +887,8 @@ static sl_rc open_new(struct file_sink *s, const char *base, unsigned from, stru
         goto fail;
     int fd = open(s->tmp, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) {
-        rc = sl_error_sys(err, SL_EIO, errno,
-                          "creating %s; check that its directory is writable", s->tmp);
+        rc = sl_error_sys(err, SL_EIO, errno, "creating %s; check that its directory is writable",
+                          s->tmp);
         goto fail;
     }
     s->fd = fd;
@@ -1045,7 +1087,8 @@ static sl_rc rollback(struct file_sink *s, uint64_t start_size)
 {
     if (s->fd < 0)
         return SL_OK;
-    if (s->size > start_size && ftruncate(s->fd, (off_t)start_size) != 0)
+    /* Unconditionally: a write that failed half way has not been counted in size. */
+    if (ftruncate(s->fd, (off_t)start_size) != 0)
         return SL_EIO;
     s->size = start_size;
     return SL_OK;
@@ -1122,6 +1165,7 @@ static sl_rc file_process(void *state, struct sl_batch *b, struct sl_worker *w,
         (e = find_src(s, s->source_names[b->source])) != NULL) {
         saved = *e;
         if (saved.position && !(saved.position = sl_strdup(saved.position))) {
+            e = NULL; /* nothing changed in it yet */
             rc = sl_error_set(err, SL_ENOMEM, "out of memory");
             goto fail;
         }
@@ -1188,6 +1232,9 @@ static sl_rc file_commit_info(void *state, const char *source, uint64_t *records
     if (e) {
         *records = e->records;
         *commit_ns = e->commit_ns;
+    } else if (!source) { /* all sources together */
+        *records = s->records;
+        *commit_ns = s->commit_ns;
     }
     return SL_OK;
 }
@@ -1237,8 +1284,8 @@ static void file_close(void *state)
         struct sl_error err;
         sl_error_clear(&err);
         if (finish_current(s, &err) != SL_OK)
-            sl_error_log(s->name, "finishing %s at close: %s; the next start recovers it",
-                         s->tmp, err.msg);
+            sl_error_log(s->name, "finishing %s at close: %s; the next start recovers it", s->tmp,
+                         err.msg);
     } else if (!s->inspect && !s->broken && s->dirty) {
         struct sl_error err;
         sl_error_clear(&err);

@@ -39,6 +39,15 @@
  * written. The reason names the field and the rule; the engine adds origin:line when it
  * reports the record (as it does for every stage).
  *
+ * Status and reset. commit_info() reads a checkpoint row's records and updated_at; reset()
+ * deletes this sink's checkpoint rows (of one source or all) and keeps the table's rows, which
+ * a replay upserts. In inspect mode (ctx->inspect) the database is opened read-only and
+ * nothing is created; reset() then uses a short read-write connection.
+ *
+ * delivery: at_least_once keeps the transaction per batch, checkpoint row included, and
+ * only lowers synchronous to OFF when the user did not set it (docs/sinks.md says what that
+ * risks).
+ *
  * Failures. SQLITE_BUSY/LOCKED (after busy_timeout) and a full disk roll the batch back
  * and return SL_RETRY; other database errors roll back and are fatal. After a rollback the
  * table's columns are read again, since DDL of the batch was undone with it.
@@ -105,8 +114,8 @@ struct sqlite_sink {
     char *path, *table, *key, *id_column; /* id_column NULL when switched off */
     const char *target;                   /* key or id_column: the conflict column */
     sqlite3 *db;
-    int inspect;     /* opened read-only for `sluice status` / `sluice reset` */
-    int has_ckpt;    /* inspect: the database and its _sluice_checkpoints table exist */
+    int inspect;  /* opened read-only for `sluice status` / `sluice reset` */
+    int has_ckpt; /* inspect: the database and its _sluice_checkpoints table exist */
     sqlite3_stmt *begin, *commit, *rollback, *ckpt_put, *ckpt_get, *ckpt_info;
     sqlite3_stmt *insert; /* one row */
     sqlite3_stmt *group;  /* SQ_GROUP rows; NULL exactly when insert is */
@@ -145,7 +154,8 @@ static const struct sl_option sqlite_options[] = {
      .type = SL_OPT_ENUM,
      .def = "normal",
      .choices = "normal|full",
-     .help = "normal survives a process crash; full also survives a power loss."},
+     .help = "normal survives a process crash; full also survives a power loss. When unset "
+             "under delivery: at_least_once, off (no fsync at all)."},
     {.name = "busy_timeout",
      .type = SL_OPT_DURATION,
      .def = "5s",

@@ -30,24 +30,48 @@
  *           +-- every poll_interval: re-run the glob, follow renames by inode, pick up
  *               new files.
  *
- * Identity and record ids: when a file is opened, its identity is fixed as a hash of
- * its first bytes (up to 1 KiB) plus its device and inode; record ids are derived from
- * (pipeline, source, identity, byte offset), so the same line of the same file always
- * gets the same id, also after a rename, and two files that happen to start alike never
- * share ids. The identity travels in the position so a resumed run keeps the ids.
+ * Identity and record ids: a file's identity is its device and inode plus a hash of its
+ * first line (through the '\n') or of its first 1 KiB, whichever ends first (see
+ * make_identity). That prefix does not change as the file grows, so every run computes
+ * the same identity for the same file, however much of it existed when it was opened.
+ * Record ids derive from (pipeline, source, identity, byte offset): the same line of the
+ * same file always gets the same id, also after a rename or a restart, and two files
+ * that happen to start alike never share ids. The identity travels in the position and
+ * a resumed file keeps it.
  *
  * Positions (opaque to the engine; JSON):
- *   {"v":1,"before":B,"files":[{"path":P,"dev":D,"ino":I,"id":ID,"fp":H,"fp_len":N,
- *                              "offset":O,"line":L,"skip":S}, ...]}
- * One entry per file in progress: without follow only the current file, and B = 1 says
- * that every file sorting before it is finished; with follow every tracked file (B = 0).
- * fp/fp_len is a hash of the file's first fp_len bytes (grown up to 1 KiB as the file
- * is read) that restore() checks before trusting the offset: a file that changed under
- * the same name is read again from 0, with a warning.
+ *   {"v":2,"follow":F,"total":T,"files":[{"path":P,"dev":D,"ino":I,"id":ID,"fp":H,
+ *        "fp_len":N,"offset":O,"line":L,"skip":S[,"done":1]}, ...]}
+ * Without follow (F = 0) the one entry is the current file, and every file sorting
+ * before it is finished. With follow every tracked file is listed, then the last
+ * DONE_MAX files finished (rotated away or removed; "done":1). T counts the input bytes
+ * consumed over the source's whole history. fp/fp_len is a hash of the file's first
+ * fp_len bytes (grown up to 1 KiB as the file is read) that restore() checks before
+ * trusting the offset: a file whose first bytes changed is read again from 0, with a
+ * warning. The first format ({"v":1,"before":B,...}, no total) is still read.
  *
- * Threading: one source thread; no locks. Ownership: the state, entries, window and CSV
- * scratch are sl_malloc'd and freed by close(); everything a batch refers to is in the
- * batch arena.
+ * Exactly-once (plugin.h): position_cmp orders positions by how far along they are
+ * (file_position_cmp has the rule); covers tells whether a record lies at or before a
+ * position, by the record's file identity and offset; lag reports the bytes after a
+ * position. restore() finds each listed file by device and inode first (so renamed and
+ * rotated files resume where they were; in follow mode a file rotated to a name the
+ * pattern does not match is looked up by inode in its directory and read to its end
+ * first), then by path.
+ *
+ * Limits of the order with follow: files are read side by side, so a position is a
+ * vector of offsets. Two sinks that committed different positions, then a restart that
+ * interleaves the files differently, can meet positions each ahead of the other in some
+ * file. position_cmp then calls both "above" (see file_position_cmp), so the engine
+ * filters with covers() and a sink never misses a record, but may receive again records
+ * of the files involved after it forgot its old position. One file (with its
+ * rotations), or one sink, or sinks at the same position, are exact.
+ *
+ * Threading: read, restore and close run on the source thread and touch the state
+ * without locks. covers() runs on sink threads, several at once: it keeps its decision
+ * per batch in a thread-local memo and shares parsed positions through pcache under
+ * lock. position_cmp and lag read only the pattern and their arguments. Ownership: the
+ * state, entries, window, CSV scratch and parsed positions are sl_malloc'd and freed by
+ * close(); everything a batch refers to is in the batch arena.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +127,8 @@ struct ppos {
     int follow;
     int have_total;
     uint64_t total;
+    int64_t cur;      /* follow: index in f of the batch's file; -1 when not given */
+    uint64_t dropped; /* follow: finished files no longer named */
     struct pfile *f;
     size_t n;
 };
@@ -159,6 +185,18 @@ struct entry {
 
 static const struct sl_batch_limits default_limits = {1024, (size_t)1 << 20};
 
+/*
+ * The source.
+ *
+ * Invariants:
+ *   1. files is sorted by path; cur indexes the entry the window holds, or is NONE.
+ *   2. Without follow, an entry with done set is never opened again.
+ *   3. orphans is the number of entries with orphan set.
+ *   4. base_bytes + the offsets of all entries (the window's for cur) is the input
+ *      consumed over the source's history, the "total" of the next position; bytes of
+ *      content an entry lets go (rotation, truncation, removal) move into base_bytes.
+ *   5. pcache is touched only under lock; everything else only by the source thread.
+ */
 struct file_src {
     const char *pipeline, *name;
     int follow; /* follow and not --once */
@@ -182,7 +220,8 @@ struct file_src {
     unsigned pcache_next;
     struct done_file done[DONE_MAX]; /* follow: ring of finished files */
     unsigned ndone, done_next;
-    size_t orphans; /* entries with orphan set: read before the others */
+    uint64_t done_dropped; /* finished files no longer named (the ring overflowed) */
+    size_t orphans;        /* entries with orphan set: read before the others */
 };
 
 static uint64_t now_ns(void)
@@ -365,6 +404,24 @@ static sl_rc scan_paths(struct file_src *s, struct sl_error *err)
     return rc;
 }
 
+/* Follow: remember a finished file (its id, place and final offset) for positions. */
+static void push_done(struct file_src *s, const char *id, const char *path, uint64_t dev,
+                      uint64_t ino, uint64_t offset)
+{
+    if (!id[0])
+        return;
+    if (s->ndone == DONE_MAX) /* about to overwrite the oldest */
+        s->done_dropped++;
+    struct done_file *d = &s->done[s->done_next++ % DONE_MAX];
+    snprintf(d->id, sizeof d->id, "%s", id);
+    snprintf(d->path, sizeof d->path, "%s", path);
+    d->dev = dev;
+    d->ino = ino;
+    d->offset = offset;
+    if (s->ndone < DONE_MAX)
+        s->ndone++;
+}
+
 /*
  * The identity behind a file's record ids: its device and inode and a hash of its first
  * line (through the '\n') or of its first FP_MAX bytes, whichever ends first. Unlike a
@@ -443,6 +500,9 @@ static sl_rc open_entry(struct file_src *s, size_t i, struct sl_error *err)
                         "%s is not the file the checkpoint describes (its first %u bytes "
                         "or its size changed); reading it from the start",
                         e->path, e->fp_len);
+                /* What was read of the old content stays consumed, and finished. */
+                push_done(s, e->id, e->path, e->dev, e->ino, e->offset);
+                s->base_bytes += e->offset;
                 e->offset = 0;
                 e->line = 1;
                 e->skip = 0;
@@ -538,22 +598,6 @@ static sl_rc put_entry(struct sl_buf *b, const struct entry *e, uint64_t off, ui
     return rc;
 }
 
-/* Follow: remember a finished file (its id, place and final offset) for positions. */
-static void push_done(struct file_src *s, const char *id, const char *path, uint64_t dev,
-                      uint64_t ino, uint64_t offset)
-{
-    if (!id[0])
-        return;
-    struct done_file *d = &s->done[s->done_next++ % DONE_MAX];
-    snprintf(d->id, sizeof d->id, "%s", id);
-    snprintf(d->path, sizeof d->path, "%s", path);
-    d->dev = dev;
-    d->ino = ino;
-    d->offset = offset;
-    if (s->ndone < DONE_MAX)
-        s->ndone++;
-}
-
 static sl_rc put_done(struct sl_buf *b, const struct done_file *d)
 {
     sl_rc rc = sl_buf_puts(b, ",{\"path\":");
@@ -574,11 +618,20 @@ static sl_rc finish_batch(struct file_src *s, struct sl_batch *b)
     grow_fp(cur, s->win.off);
     struct sl_buf *p = &s->pos;
     uint64_t total = s->base_bytes;
-    for (size_t i = 0; i < s->nfiles; i++)
+    size_t curk = 0; /* the batch's file among those listed */
+    for (size_t i = 0; i < s->nfiles; i++) {
         total += entry_offset(s, i);
+        curk += i < s->cur && s->files[i].id[0];
+    }
     sl_buf_clear(p);
-    sl_rc rc = sl_buf_printf(p, "{\"v\":2,\"follow\":%d,\"total\":%" PRIu64 ",\"files\":[",
-                             s->follow ? 1 : 0, total);
+    sl_rc rc;
+    if (s->follow)
+        rc = sl_buf_printf(p,
+                           "{\"v\":2,\"follow\":1,\"total\":%" PRIu64
+                           ",\"cur\":%zu,\"dropped\":%" PRIu64 ",\"files\":[",
+                           total, curk, s->done_dropped);
+    else
+        rc = sl_buf_printf(p, "{\"v\":2,\"follow\":0,\"total\":%" PRIu64 ",\"files\":[", total);
     int first = 1;
     for (size_t i = 0; i < s->nfiles && !rc; i++) {
         const struct entry *e = &s->files[i];
@@ -724,6 +777,7 @@ static int check_file(struct file_src *s, size_t i, struct sl_batch *b, struct s
         clock_gettime(CLOCK_REALTIME, &ts);
         e->truncated_at = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
         leave_current(s);
+        push_done(s, e->id, e->path, e->dev, e->ino, e->offset); /* old content: finished */
         s->base_bytes += e->offset;
         e->offset = 0;
         e->line = 1;
@@ -1018,6 +1072,7 @@ static sl_rc pos_parse(const char *text, struct ppos *out)
     char scratch[PATH_SCRATCH];
     size_t cap = 0;
     memset(out, 0, sizeof *out);
+    out->cur = -1;
     if (!text || !lit(&x, '{'))
         goto fail;
     do {
@@ -1034,6 +1089,13 @@ static sl_rc pos_parse(const char *text, struct ppos *out)
             if (!pnum(&x, &out->total))
                 goto fail;
             out->have_total = 1;
+        } else if (strcmp(key, "cur") == 0) {
+            if (!pnum(&x, &num) || num > INT64_MAX)
+                goto fail;
+            out->cur = (int64_t)num;
+        } else if (strcmp(key, "dropped") == 0) {
+            if (!pnum(&x, &out->dropped))
+                goto fail;
         } else if (strcmp(key, "files") == 0) {
             if (!lit(&x, '['))
                 goto fail;
@@ -1069,7 +1131,7 @@ static sl_rc pos_parse(const char *text, struct ppos *out)
     if (!lit(&x, '}') || v == 0)
         goto fail;
     ws(&x);
-    if (*x.p || (!out->follow && out->n > 1))
+    if (*x.p || (!out->follow && out->n > 1) || (out->cur >= 0 && (size_t)out->cur >= out->n))
         goto fail;
     if (!out->have_total)
         for (size_t i = 0; i < out->n; i++)
@@ -1247,6 +1309,7 @@ static sl_rc file_restore(void *state, const char *position, struct sl_error *er
         for (size_t i = 0; i < s->nfiles && strcmp(s->files[i].path, pp.f[0].path) < 0; i++)
             s->files[i].done = !s->follow;
     s->base_bytes = pp.total > listed ? pp.total - listed : 0;
+    s->done_dropped += pp.dropped;
 out:
     sl_free(ids);
     pos_free(&pp);
@@ -1267,18 +1330,49 @@ static int cmp_u64(uint64_t a, uint64_t b)
  *     reading order), then the offsets. The end of file a lies below any place in a
  *     file b that sorts after a.
  *   - Both with follow: the files are read side by side and a position is a vector of
- *     offsets, one per tracked file. Compare by total, the input bytes consumed over the
- *     source's whole history; it grows with every batch (each consumes at least one
- *     byte; bytes of rotated, truncated or removed files stay counted in base_bytes).
- *     Total is a linear extension of "every file at or beyond": when one position is
- *     ahead in every file it compares higher. Two positions of different runs that
- *     interleaved the same files differently can be ahead in different files; total
- *     then still orders them, by volume.
+ *     offsets, one per tracked file. A position names the file its batch read ("cur"):
+ *     a is above b when a's batch read past b's offset in that file (or a file b does
+ *     not know), below when b's did so relative to a, and otherwise ordered by total,
+ *     the input bytes consumed over the source's whole history (it grows with every
+ *     batch; bytes of rotated, truncated or removed files stay counted in base_bytes).
+ *     Along the positions of one run (and of runs resumed from them) this is a total
+ *     order that follows the batches. Two runs that interleaved the files differently
+ *     can produce positions each ahead of the other in some file; both then compare
+ *     above the other. That is deliberate: the engine skips a batch whole when its
+ *     position is not above a sink's committed one, and treating "ahead somewhere" as
+ *     above makes it filter such a batch record by record with covers() instead, so a
+ *     record is at worst delivered twice, never skipped.
  *   - A position without follow sorts below one with follow (a mode change between runs;
  *     this keeps the order total and sends a mixed restore to the older one).
  *   - Ties, and text that is not a position of this source, fall back to strcmp, so the
  *     order is total and 0 means the same text. NULL (no position) is lowest.
  */
+/*
+ * Follow: whether the batch that produced x read something y does not have, i.e. its
+ * file lies beyond y's offset for it. A file y does not name is beyond it unless y let
+ * go of names of finished files (dropped > 0); then total decides.
+ */
+static int ahead_in_cur(const struct ppos *x, const struct ppos *y)
+{
+    if (x->cur < 0)
+        return 0;
+    const struct pfile *xf = &x->f[x->cur];
+    for (size_t k = 0; k < y->n; k++)
+        if (strcmp(y->f[k].id, xf->id) == 0)
+            return !y->f[k].done && xf->offset > y->f[k].offset;
+    return xf->offset > 0 && (y->dropped == 0 || x->total > y->total);
+}
+
+static int follow_cmp(const struct ppos *a, const struct ppos *b)
+{
+    int xa = ahead_in_cur(a, b), ya = ahead_in_cur(b, a);
+    if (xa)
+        return 1; /* also when both are: neither is behind (see above) */
+    if (ya)
+        return -1;
+    return cmp_u64(a->total, b->total);
+}
+
 static int file_position_cmp(void *state, const char *a, const char *b)
 {
     (void)state;
@@ -1292,7 +1386,7 @@ static int file_position_cmp(void *state, const char *a, const char *b)
     else if (pa.follow != pb.follow)
         c = pa.follow - pb.follow;
     else if (pa.follow)
-        c = cmp_u64(pa.total, pb.total);
+        c = follow_cmp(&pa, &pb);
     else if (pa.n != pb.n)
         c = pa.n < pb.n ? -1 : 1;
     else if (pa.n && !(c = strcmp(pa.f[0].path, pb.f[0].path)))

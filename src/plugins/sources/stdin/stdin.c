@@ -8,8 +8,10 @@
  * at end of input is a record.
  *
  * Positions: {"offset":N,"line":L} after the batch's last record, for status and
- * messages. Standard input cannot be rewound, so there is no restore: a restarted
- * pipeline reads whatever standard input then delivers. Record ids are derived from the
+ * messages. Standard input cannot be rewound, so there is no restore, and no
+ * position_cmp or covers either: a restarted pipeline reads whatever standard input then
+ * delivers, and the pipeline loader refuses `delivery: exactly_once` for a pipeline with
+ * this source. Record ids are derived from the
  * byte offset and an identity that includes the time the source started, so two runs
  * over different input never share ids.
  *

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Crash test (rotate): file -> file with max_bytes 128 KiB; a batch (~280 KB) is never split,
+# so every batch finishes a file: ~200 renames, more finished files than the manifest lists
+# by name; the multiset of records over all final files must equal the input.
+#
+# Kills sluice with SIGKILL at 30 random instants, restarts it each time, lets a last run
+# finish and compares every sink with the expected records exactly. See
+# tests/fault/README.md; a failure prints the seed and the command that reproduces it.
+# CRASHTEST_SEED, CRASHTEST_RECORDS and CRASHTEST_KILLS override the defaults.
+set -euo pipefail
+: "${SLUICE:?SLUICE must name the sluice binary}"
+exec python3 "$(dirname "$0")/crashtest.py" --scenario rotate
