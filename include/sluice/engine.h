@@ -31,7 +31,8 @@ struct sl_stage_stats {
     uint64_t rejected;    /* rejected here (bad input, type errors) */
     uint64_t bytes_in;
     uint64_t bytes_out;
-    uint64_t skipped; /* sinks: records delivered before a restart and not written again */
+    uint64_t skipped; /* sinks: records delivered before a restart and not written again;
+                         records_in = records_out + dropped + rejected + skipped */
 };
 
 struct sl_run_report {

@@ -127,6 +127,15 @@ static int write_report(const char *path, const struct sl_pipeline *p,
             sl_buf_putc(&b, ',');
         sl_buf_puts(&b, "{\"name\":");
         sl_json_write_str(&b, s->name, strlen(s->name));
+        /* The graph, so scripts can check conservation along every path. */
+        const struct sl_component *c = &p->comp[i];
+        sl_buf_puts(&b, ",\"inputs\":[");
+        for (size_t k = 0; k < c->ninputs; k++) {
+            if (k)
+                sl_buf_putc(&b, ',');
+            sl_json_write_str(&b, c->inputs[k].text, strlen(c->inputs[k].text));
+        }
+        sl_buf_putc(&b, ']');
         sl_buf_printf(&b,
                       ",\"kind\":\"%s\",\"plugin\":\"%s\",\"batches\":%llu,\"records_in\":%llu,"
                       "\"records_out\":%llu,\"dropped\":%llu,\"rejected\":%llu,"

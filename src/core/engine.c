@@ -519,6 +519,7 @@ static int skip_committed(struct engine *e, struct stage *st, struct sl_batch *b
         for (uint32_t i = 0; i < b->n; i++)
             skipped += !(b->recs[i].flags & (SL_REC_BAD | SL_REC_DROPPED));
         atomic_fetch_add(&st->skipped, skipped);
+        atomic_fetch_add(&st->rec_in, skipped); /* received, and already delivered */
         return 1;
     }
     if (pl->covers) {
@@ -532,6 +533,7 @@ static int skip_committed(struct engine *e, struct stage *st, struct sl_batch *b
             }
         }
         atomic_fetch_add(&st->skipped, skipped);
+        atomic_fetch_add(&st->rec_in, skipped); /* process_batch counts only the rest */
     }
     /* Past P now: forget it once every copy of this seq (one per path) has been seen. */
     if (ahead && st->have[s] + 1 >= st->need[s]) {

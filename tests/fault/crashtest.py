@@ -229,6 +229,19 @@ SCENARIOS = {
         "transforms": {"carts": FILTER_YAML % "src", "shape": MAP_YAML % "carts"},
         "wiring": {"db": "src", "buys": "shape"},
     },
+    "sparse": {
+        "help": "one source -> sqlite (every record), -> a filter passing one line in 997 "
+                "-> file, and -> a filter passing only the last tenth of the lines -> file: "
+                "sinks that see empty batches, and one that commits nothing for most of the "
+                "run while the others race ahead",
+        "sinks": [sink_sqlite("db", "clicks", "event_id", expect_all),
+                  sink_file("rare", lambda inp: (o for n, _, o in inp.records() if n % 997 == 0)),
+                  sink_file("late", lambda inp: (o for n, _, o in inp.records()
+                                                 if n > inp.count * 9 // 10))],
+        "transforms": {"one_in_997": "{type: filter, inputs: [src], where: '_line %% 997 == 0'}",
+                       "last_tenth": "{type: filter, inputs: [src], where: '_line > {late}'}"},
+        "wiring": {"db": "src", "rare": "one_in_997", "late": "last_tenth"},
+    },
     "follow": {
         "help": "a followed input that another process appends to (whole and split lines) "
                 "during the kills -> map -> file and sqlite; the last run uses --once",
@@ -269,7 +282,7 @@ SCENARIOS = {
 }
 
 
-def pipeline_yaml(sc, root, delivery, input_path):
+def pipeline_yaml(sc, root, delivery, input_path, records):
     lines = ["pipeline: %s" % PIPELINE,
              "state_dir: %s" % os.path.join(root, "state"),
              "delivery: %s" % delivery,
@@ -281,6 +294,7 @@ def pipeline_yaml(sc, root, delivery, input_path):
     if sc["transforms"]:
         lines.append("transforms:")
         for name, body in sc["transforms"].items():
+            body = body.replace("{late}", str(records * 9 // 10)).replace("%%", "%")
             lines.append("  %s: %s" % (name, body))
     lines.append("sinks:")
     for s in sc["sinks"]:
@@ -351,6 +365,17 @@ def tail(path, n=12):
     except OSError:
         return "(no stderr)"
     return "\n".join("    | " + ln[:300] for ln in lines[-n:]) or "    | (empty stderr)"
+
+
+def stderr_errors(path):
+    """Lines of a run's stderr that report an error or a sanitizer finding."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [ln for ln in text.splitlines()
+            if " ERROR " in ln or "Sanitizer" in ln or "runtime error:" in ln]
 
 
 def kill_run(proc, t0, at):
@@ -911,7 +936,8 @@ def scenario(args):
     prepare_root(sc, calib_root)
     cyaml = os.path.join(calib_root, "p.yaml")
     with open(cyaml, "w") as f:
-        f.write(pipeline_yaml(dict(sc, follow=False), calib_root, args.delivery, source_path))
+        f.write(pipeline_yaml(dict(sc, follow=False), calib_root, args.delivery, source_path,
+                              args.records))
     crun = Runner(args.sluice, calib_root, cyaml, once=True)
     rc, t_clean, errpath = run_to_end(crun, RUN_TIMEOUT_S,
                                       ("--report", os.path.join(calib_root, "report.json")))
@@ -946,7 +972,7 @@ def scenario(args):
     yaml_path = os.path.join(root, "p.yaml")
     live_input = os.path.join(root, "input.ndjson") if follow else source_path
     with open(yaml_path, "w") as f:
-        f.write(pipeline_yaml(sc, root, args.delivery, live_input))
+        f.write(pipeline_yaml(sc, root, args.delivery, live_input, args.records))
     early_share = sc.get("early_share", 0.2)
     appender = None
     if follow:
@@ -976,16 +1002,23 @@ def scenario(args):
 
     runner = Runner(args.sluice, root, yaml_path, once=not follow)
     failures = []
-    completed = 0
+    completed = nkilled = 0
     consecutive_bad = 0
     for k in range(1, args.kills + 1):
         at, why = draw_kill(rng, early_share, mid_hi)
         proc, t0, errpath = runner.start()
         killed, rc, when = kill_run(proc, t0, at)
         if killed:
+            nkilled += 1
             msg = "kill %2d/%d: run %d SIGKILLed at %.3f s (%s window)" % (
                 k, args.kills, runner.nrun, when, why)
             consecutive_bad = 0
+            # An error logged before the kill is a failure the kill would otherwise hide.
+            bad = stderr_errors(errpath)
+            if bad:
+                msg += "; but it had logged: " + bad[0][:200]
+                failures.append("run %d (killed at %.3f s) had logged errors before the kill:"
+                                "\n%s" % (runner.nrun, when, tail(errpath)))
         elif rc == 0 and not follow:
             completed += 1
             msg = "kill %2d/%d: run %d finished by itself (exit 0) after %.3f s, before its " \
@@ -1059,8 +1092,7 @@ def scenario(args):
         log("kept %s (logs in crash/logs/)" % work)
         return 1, work
     log("crashtest PASS scenario=%s seed=%d: %d runs, %d killed, %d finished before their "
-        "kill, %.1f s" % (args.scenario, seed, final.nrun, final.nrun - 1 - completed,
-                          completed, elapsed))
+        "kill, %.1f s" % (args.scenario, seed, final.nrun, nkilled, completed, elapsed))
     return 0, work
 
 

@@ -239,10 +239,11 @@ def num(s, k):
 
 # 1. Each stage balances on its own.
 for s in stages:
-    i, o, d, r = (num(s, k) for k in ("records_in", "records_out", "dropped", "rejected"))
-    if i != o + d + r:
+    i, o, d, r, k = (num(s, key) for key in ("records_in", "records_out", "dropped", "rejected",
+                                              "skipped"))
+    if i != o + d + r + k:
         problems.append(f"stage {s['name']} ({s.get('kind')}): records_in {i} != "
-                        f"records_out {o} + dropped {d} + rejected {r}")
+                        f"records_out {o} + dropped {d} + rejected {r} + skipped {k}")
 
 # 2. The graph: from the report when it lists inputs, else from the pipeline file.
 inputs = {}
@@ -339,10 +340,11 @@ if inputs:
             continue
         for path in paths_to(s["name"]):
             src = by_name[path[0]]
-            lost = sum(num(by_name[n], "dropped") + num(by_name[n], "rejected") for n in path)
+            lost = sum(num(by_name[n], "dropped") + num(by_name[n], "rejected") +
+                       num(by_name[n], "skipped") for n in path)
             if num(src, "records_in") != num(s, "records_out") + lost:
                 problems.append("path " + " -> ".join(path) + f": read {num(src, 'records_in')}"
-                                f" != written {num(s, 'records_out')} + dropped and rejected "
+                                f" != written {num(s, 'records_out')} + dropped, rejected and skipped "
                                 f"{lost} along the way")
 
 for p in problems:
