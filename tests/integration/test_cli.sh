@@ -48,7 +48,7 @@ pipeline: cli_test
 sources:
   src: {type: file, path: in.ndjson}
 sinks:
-  out: {type: file, inputs: [src], path: out/o.ndjson}
+  out: {type: file, inputs: [src], path: out/o.ndjson, id_field: ""}
 YAML
 "$SLUICE" run "$work/p.yaml" --once --report "$work/r.json" --log-format json 2>"$work/log" \
     || fail "run failed: $(cat "$work/log")"

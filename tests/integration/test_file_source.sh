@@ -27,7 +27,7 @@ sources:
     format: csv
     types: {id: int, score: float, active: bool, meta: json}
 sinks:
-  out: {type: file, inputs: [people], path: out/people.ndjson}
+  out: {type: file, inputs: [people], path: out/people.ndjson, id_field: ""}
 YAML
 cat >want-people.ndjson <<'JSON'
 {"id":1,"name":"ann","score":1.5,"active":true,"meta":{"k":1}}
@@ -60,7 +60,7 @@ state_dir: state-glob
 sources:
   logs: {type: file, path: "in/logs/*.ndjson"}
 sinks:
-  out: {type: file, inputs: [logs], path: out/logs.ndjson}
+  out: {type: file, inputs: [logs], path: out/logs.ndjson, id_field: ""}
 YAML
 cat >want-logs.ndjson <<'JSON'
 {"f":"a","n":1}
@@ -84,7 +84,7 @@ state_dir: state-long
 sources:
   src: {type: file, path: in/long.ndjson, max_record_bytes: 1KiB}
 sinks:
-  out: {type: file, inputs: [src], path: out/long.ndjson}
+  out: {type: file, inputs: [src], path: out/long.ndjson, id_field: ""}
 YAML
 printf '{"ok":1}\n{"ok":2}\n' >want-long.ndjson
 run_sluice run long.yaml --once
@@ -100,7 +100,7 @@ state_dir: state-missing
 sources:
   src: {type: file, path: in/nope.ndjson}
 sinks:
-  out: {type: file, inputs: [src], path: out/missing.ndjson}
+  out: {type: file, inputs: [src], path: out/missing.ndjson, id_field: ""}
 YAML
 run_sluice run missing.yaml --once
 [ "$RUN_RC" -ne 0 ] || fail "a missing input file must fail the run"
@@ -114,7 +114,7 @@ delivery: at_least_once  # stdin cannot resume after a restart
 sources:
   in: {type: stdin, format: csv, types: {n: int}}
 sinks:
-  out: {type: file, inputs: [in], path: out/stdin.ndjson}
+  out: {type: file, inputs: [in], path: out/stdin.ndjson, id_field: ""}
 YAML
 printf 'n,s\n1,"a,b"\n2,c\n' |
     timeout --kill-after=10 "$SLUICE_TEST_TIMEOUT" "$SLUICE" run stdin.yaml --once 2>stdin.err ||
