@@ -167,6 +167,13 @@ struct sl_plugin {
      */
     sl_rc (*reset)(void *state, const char *source, struct sl_error *err);
 
+    /*
+     * Sinks: set the committed position for source to position (a string the source
+     * produced, e.g. from `sluice status --json`), so the next run delivers again what lies
+     * after it (`sluice reset --to-position`). Optional.
+     */
+    sl_rc (*rewind)(void *state, const char *source, const char *position, struct sl_error *err);
+
     /* Make everything written so far durable. Optional. */
     sl_rc (*flush)(void *state, struct sl_error *err);
 
