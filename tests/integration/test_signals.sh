@@ -32,12 +32,16 @@ with open(sys.argv[2], 'a') as f:
 " "$burst" "$work/in.ndjson"
     sleep 0.05
 done
-# Wait until everything appended so far has been read (the output stops growing), then stop.
+# Wait until everything appended so far is committed, then stop. The file sink commits
+# into a hidden in-progress file and renames it to out.ndjson only when it finishes it
+# (here: at shutdown), so count the committed lines there.
 for _ in $(seq 1 100); do
-    n=$(wc -l < "$work/out.ndjson" 2>/dev/null || echo 0)
+    n=$(cat "$work"/.out.ndjson.*.inprogress 2>/dev/null | wc -l)
     [ "$n" -ge 5000 ] && break
     sleep 0.1
 done
+[ "$n" -ge 5000 ] || fail "only $n of 5000 records committed before the stop"
+[ ! -e "$work/out.ndjson" ] || fail "out.ndjson visible before the sink finished it"
 kill -TERM "$pid"
 set +e
 wait "$pid"; rc=$?
@@ -64,4 +68,51 @@ wait "$pid"; rc=$?
 set -e
 pid=""
 case "$rc" in 0|130|143) ;; *) fail "second signal exit status $rc" ;; esac
+# A stuck sink cannot hold the exit: another process holds the database's write lock,
+# so the sink keeps retrying; SIGTERM with --shutdown-timeout 2s exits 1 within a few
+# seconds, and once the lock is gone a rerun delivers every record exactly once.
+cat > "$work/db.yaml" <<'YAML'
+pipeline: signals_db
+sources:
+  src: {type: file, path: db_in.ndjson, follow: true, poll_interval: 50ms}
+sinks:
+  db: {type: sqlite, inputs: [src], path: w.db, table: t, key: n, busy_timeout: 200ms}
+YAML
+python3 -c '
+import json
+with open("'"$work"'/db_in.ndjson", "w") as f:
+    for i in range(100):
+        f.write(json.dumps({"n": i}) + "\n")'
+"$SLUICE" run "$work/db.yaml" --once --quiet 2>/dev/null || fail "first db run"
+python3 -c '
+import json
+with open("'"$work"'/db_in.ndjson", "a") as f:
+    for i in range(100, 300):
+        f.write(json.dumps({"n": i}) + "\n")'
+python3 - "$work/w.db" "$work/locked" <<'PY' &
+import sqlite3, sys, time, os
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+time.sleep(20)
+PY
+locker=$!
+for _ in $(seq 1 100); do [ -f "$work/locked" ] && break; sleep 0.05; done
+"$SLUICE" run "$work/db.yaml" --shutdown-timeout 2s 2>"$work/db.log" &
+pid=$!
+sleep 1
+start=$(date +%s%N)
+kill -TERM "$pid"
+set +e
+wait "$pid"; rc=$?
+set -e
+pid=""
+took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+kill "$locker" 2>/dev/null; wait "$locker" 2>/dev/null || true
+[ "$rc" = 1 ] || fail "stuck shutdown exit status $rc (want 1); log: $(tail -3 "$work/db.log")"
+[ "$took_ms" -lt 6000 ] || fail "stuck shutdown took $took_ms ms with --shutdown-timeout 2s"
+grep -q "shutdown did not finish within --shutdown-timeout" "$work/db.log" || fail "no timeout message"
+"$SLUICE" run "$work/db.yaml" --once --quiet 2>"$work/db2.log" || fail "rerun after the lock: $(tail -3 "$work/db2.log")"
+rows=$(sqlite3 "$work/w.db" "SELECT count(*), count(DISTINCT n), min(n), max(n) FROM t")
+[ "$rows" = "300|300|0|299" ] || fail "rows after the rerun: $rows"
 echo "signals: ok"
