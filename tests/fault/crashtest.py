@@ -251,6 +251,28 @@ SCENARIOS = {
         "wiring": {"db": "shape", "out": "shape"},
         "follow": True,
     },
+    "follow_mixed": {
+        "help": "as follow, but three runs in ten use --once (a catch-up run, stopping at "
+                "the end of the input) while the others follow, so committed positions come "
+                "from both modes; appends are whole lines only",
+        "sinks": [sink_sqlite("db", "clicks", None, expect_shaped),
+                  sink_file("out", expect_shaped, max_bytes="4MiB")],
+        "transforms": {"shape": MAP_YAML % "src"},
+        "wiring": {"db": "shape", "out": "shape"},
+        "follow": True,
+        "once_share": 0.3,
+        "split_lines": 0.0,
+    },
+    "follow_once_split": {
+        "help": "as follow_mixed, with one append in eight ending mid-line: a --once run "
+                "may stop while a line is half written",
+        "sinks": [sink_file("out", expect_shaped, max_bytes="4MiB")],
+        "transforms": {"shape": MAP_YAML % "src"},
+        "wiring": {"out": "shape"},
+        "follow": True,
+        "once_share": 0.3,
+        "split_lines": 0.125,
+    },
     "startup": {
         "help": "kills concentrated in start-up and recovery: four in five within the "
                 "first 50 ms of a run; fan-out to sqlite and a rotating file",
@@ -341,12 +363,12 @@ class Runner:
         self.env = env
         self.nrun = 0
 
-    def start(self, extra=()):
+    def start(self, extra=(), once=None):
         self.nrun += 1
         errpath = os.path.join(self.root, "logs", "run-%03d.stderr" % self.nrun)
         os.makedirs(os.path.dirname(errpath), exist_ok=True)
         args = [self.sluice, "run", self.yaml, "--quiet"]
-        if self.once:
+        if self.once if once is None else once:
             args.append("--once")
         args.extend(extra)
         err = open(errpath, "wb")
@@ -594,10 +616,11 @@ def damage_event(rng, sc, root, runner, kinds):
 # --- the appender of the follow scenario ---------------------------------------------------
 
 
-def append_worker(src, dst, duration, seed):
+def append_worker(src, dst, duration, seed, split_share=0.125):
     """Append src's bytes after dst's current length to dst over `duration` seconds, in
-    slices of whole lines; one slice in eight ends in the middle of a line whose rest
-    follows a few milliseconds later (a writer that flushes partial lines)."""
+    slices of whole lines; a share of the slices (one in eight by default) ends in the
+    middle of a line whose rest follows a few milliseconds later (a writer that flushes
+    partial lines)."""
     rng = random.Random(seed)
     with open(src, "rb") as f:
         data = f.read()
@@ -609,7 +632,7 @@ def append_worker(src, dst, duration, seed):
     while pos < len(data):
         end = data.find(b"\n", min(len(data) - 1, pos + per))
         end = len(data) if end < 0 else end + 1
-        if rng.random() < 0.125 and end - pos > 2:
+        if rng.random() < split_share and end - pos > 2:
             cut = data.rfind(b"\n", pos, end - 1)
             split = max(pos + 1, cut + 1 + rng.randrange(1, 40)) if cut >= pos else pos + 1
             split = min(split, end - 1)
@@ -986,7 +1009,8 @@ def scenario(args):
         duration = max(2.0, t_clean * 3)
         mid_hi = t_idle + 2.0 * duration / max(1.0, args.kills * (1.0 - early_share))
         appender = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--append",
-                                     full, live_input, "%.3f" % duration, str(seed)])
+                                     full, live_input, "%.3f" % duration, str(seed),
+                                     str(sc.get("split_lines", 0.125))])
         LIVE.add(appender)
         log("appender pid %d: %d more bytes over %.1f s" % (appender.pid,
                                                             os.path.getsize(full) - cut, duration))
@@ -1006,7 +1030,13 @@ def scenario(args):
     consecutive_bad = 0
     for k in range(1, args.kills + 1):
         at, why = draw_kill(rng, early_share, mid_hi)
-        proc, t0, errpath = runner.start()
+        # A followed source also runs with --once now and then (a catch-up job between
+        # streaming runs): its positions then come from both modes.
+        once = None
+        if follow and rng.random() < sc.get("once_share", 0.0):
+            once = True
+            why += ", --once"
+        proc, t0, errpath = runner.start(once=once)
         killed, rc, when = kill_run(proc, t0, at)
         if killed:
             nkilled += 1
@@ -1019,7 +1049,7 @@ def scenario(args):
                 msg += "; but it had logged: " + bad[0][:200]
                 failures.append("run %d (killed at %.3f s) had logged errors before the kill:"
                                 "\n%s" % (runner.nrun, when, tail(errpath)))
-        elif rc == 0 and not follow:
+        elif rc == 0 and (not follow or once):
             completed += 1
             msg = "kill %2d/%d: run %d finished by itself (exit 0) after %.3f s, before its " \
                   "kill at %.3f s" % (k, args.kills, runner.nrun, when, at)
@@ -1098,7 +1128,7 @@ def scenario(args):
 
 def main(argv):
     if len(argv) >= 1 and argv[0] == "--append":
-        append_worker(argv[1], argv[2], float(argv[3]), int(argv[4]))
+        append_worker(argv[1], argv[2], float(argv[3]), int(argv[4]), float(argv[5]))
         return 0
     env = os.environ
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
@@ -1125,7 +1155,7 @@ def main(argv):
     args = p.parse_args(argv)
     if args.list:
         for name in sorted(SCENARIOS):
-            print("%-11s %s" % (name, SCENARIOS[name]["help"]))
+            print("%-17s %s" % (name, SCENARIOS[name]["help"]))
         return 0
     if not args.scenario:
         p.error("--scenario is required (see --list)")
