@@ -294,6 +294,23 @@ static sl_rc worker_init(struct stage *st, unsigned index, struct sl_worker *w)
     return sl_json_parser_create(&w->parser);
 }
 
+/*
+ * Prologue of a transform or sink thread: the worker context and the reject bookkeeping.
+ * On failure the engine is failed here; the thread still drains its queue (dropping
+ * batches) so that producers never block on it.
+ */
+static sl_rc worker_begin(struct stage *st, unsigned index, struct sl_worker *w,
+                          struct sl_error *err)
+{
+    sl_error_clear(err);
+    sl_rc rc = worker_init(st, index, w);
+    if (rc) {
+        sl_error_set(err, rc, "cannot create a JSON parser: %s", sl_strerror(rc));
+        engine_fail(st->eng, st, rc, err);
+    }
+    return rc;
+}
+
 /* Log and count records that process() rejected (flags differ from prev). */
 static void note_new_rejects(struct stage *st, struct sl_batch *b, const uint8_t *prev_bad)
 {
@@ -378,12 +395,7 @@ static void *transform_main(void *arg)
     struct sl_error err;
     uint8_t *prev = NULL;
     size_t prevcap = 0;
-    sl_error_clear(&err);
-    sl_rc rc = worker_init(st, wa->index, &w);
-    if (rc) {
-        sl_error_set(&err, rc, "cannot create a JSON parser: %s", sl_strerror(rc));
-        engine_fail(e, st, rc, &err);
-    }
+    sl_rc rc = worker_begin(st, wa->index, &w, &err);
     struct sl_batch *b;
     while ((b = sl__queue_pop(&st->in)) != NULL) {
         if (rc || atomic_load(&e->aborted)) {
@@ -580,12 +592,7 @@ static void *sink_main(void *arg)
     struct sl_error err;
     uint8_t *prev = NULL;
     size_t prevcap = 0;
-    sl_error_clear(&err);
-    sl_rc rc = worker_init(st, 0, &w);
-    if (rc) {
-        sl_error_set(&err, rc, "cannot create a JSON parser: %s", sl_strerror(rc));
-        engine_fail(e, st, rc, &err);
-    }
+    sl_rc rc = worker_begin(st, 0, &w, &err);
     struct sl_batch *b;
     while ((b = sl__queue_pop(&st->in)) != NULL) {
         if (rc || atomic_load(&e->aborted)) {
