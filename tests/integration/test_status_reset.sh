@@ -16,6 +16,18 @@
 #                                       says 7 written), the table holds exactly the 7
 #                                       expected rows (upsert: nothing doubled)
 #
+# reset --to-position, file -> sqlite (no key: upsert on _sluice_id) and file -> file in
+# one pipeline:
+#
+#   8. run, position P1 from status --json; two records appended; run (P2)
+#   9. --to-position P1 without --yes -> exit 2, the plan (sink, from, to), nothing changed
+#  10. --to-position P1 --yes          -> exit 0, status shows P1 for both sinks
+#  11. --to-position P2 (forward)      -> exit 2, checkpoint rows and manifest byte-identical
+#  12. run --report                    -> exactly the two appended records delivered again:
+#                                         sqlite holds the 5 expected rows (no duplicate),
+#                                         the file sink wrote them to a new file
+# and: several sources need --source; a sink without a checkpoint is never moved.
+#
 # Plus: a stdout sink is at_least_once ("no checkpoint (at-least-once sink)"), a
 # `delivery: at_least_once` pipeline says duplicates are possible, usage and config
 # errors exit 2 with their messages, `reset --yes` and a second `run` are refused while a
@@ -166,7 +178,10 @@ assert_rc 2
 assert_file_contains "$RUN_STDERR" "clicks is a source, not a sink"
 run_sluice reset p.yaml --to-position 3 --yes
 assert_rc 2
-assert_file_contains "$RUN_STDERR" "--to-position is not supported in this version"
+assert_file_contains "$RUN_STDERR" 'sluice reset: --to-position is not a position of source clicks: file source clicks: the checkpoint "3" is not a file source position'
+run_sluice reset p.yaml --to-position "" --yes
+assert_rc 2
+assert_file_contains "$RUN_STDERR" "--to-position is empty"
 assert_eq "checkpoints after refused resets" "$before" "$(checkpoints)"
 
 # ---- 6. reset --yes ----------------------------------------------------------------------------
@@ -200,6 +215,137 @@ assert_rc 0
 assert_eq "records written by a run with nothing new" "0" \
     "$(json_get r2.json '[s["records_out"] for s in j["stages"] if s["name"] == "wh"][0]')"
 assert_eq "rows after a run with nothing new" "$want7" "$(rows)"
+
+# ---- 8..12. reset --to-position ------------------------------------------------------------------
+note "reset --to-position"
+mkdir -p rw/data
+printf '{"n":1,"v":"a"}\n{"n":2,"v":"b"}\n{"n":3,"v":"c"}\n' >rw/data/in.ndjson
+cat >rw/p.yaml <<'EOF'
+pipeline: rewind_test
+state_dir: state
+batch: {max_records: 2}
+sources:
+  clicks: {type: file, path: data/in.ndjson, format: ndjson}
+sinks:
+  wh: {type: sqlite, inputs: [clicks], path: wh.db, table: t}
+  out: {type: file, inputs: [clicks], path: out/o.ndjson}
+EOF
+rw_rows() { sqlite_rows rw/wh.db "SELECT n, v FROM t ORDER BY n"; }
+rw_ckpt() { sqlite_rows rw/wh.db "SELECT * FROM _sluice_checkpoints ORDER BY 1, 2, 3"; }
+rw_manifest() { cat rw/out/.sluice.out.*.manifest; }
+# rw_get FILE SINK KEY: KEY of sink SINK's entry for clicks, from status --json in FILE.
+rw_get() { json_get "$1" "[s for s in j['sinks'] if s['name'] == '$2'][0]['sources'][0]['$3']"; }
+# rw_ns FILE: the "n" values of an output file, space separated.
+rw_ns() { grep -o '"n":[0-9]*' "$1" | tr '\n' ' '; }
+
+run_sluice run rw/p.yaml --once --quiet
+assert_rc 0
+run_sluice status rw/p.yaml --json
+assert_rc 0
+cp "$RUN_STDOUT" rw1.json
+p1=$(rw_get rw1.json wh position)
+assert_eq "both sinks at the same position after run 1" "$p1" "$(rw_get rw1.json out position)"
+printf '{"n":4,"v":"d"}\n{"n":5,"v":"e"}\n' >>rw/data/in.ndjson
+run_sluice run rw/p.yaml --once --quiet
+assert_rc 0
+run_sluice status rw/p.yaml --json
+cp "$RUN_STDOUT" rw2.json
+p2=$(rw_get rw2.json wh position)
+[ "$p1" != "$p2" ] || fail "the position did not move with the second run"
+want_rw=$(printf '1\ta\n2\tb\n3\tc\n4\td\n5\te')
+assert_eq "rows after run 2" "$want_rw" "$(rw_rows)"
+assert_eq "first output file" '"n":1 "n":2 "n":3 ' "$(rw_ns rw/out/o.ndjson)"
+assert_eq "second output file" '"n":4 "n":5 ' "$(rw_ns rw/out/o.1.ndjson)"
+
+# 9. The plan only.
+ck_before=$(rw_ckpt)
+man_before=$(rw_manifest)
+run_sluice reset rw/p.yaml --to-position "$p1"
+assert_rc 2
+assert_file_contains "$RUN_STDOUT" "would rewind checkpoints of pipeline rewind_test for source clicks:"
+assert_file_contains "$RUN_STDOUT" "  sink wh (sqlite)"
+assert_file_contains "$RUN_STDOUT" "  sink out (file)"
+assert_file_contains "$RUN_STDOUT" "(5 records committed)"
+assert_file_contains "$RUN_STDOUT" "    from  $(printf '%s' "$p2" | cut -c1-40)"
+assert_file_contains "$RUN_STDOUT" "    to    $(printf '%s' "$p1" | cut -c1-40)"
+assert_file_contains "$RUN_STDERR" "nothing changed; add --yes to confirm"
+assert_eq "checkpoint rows after the plan" "$ck_before" "$(rw_ckpt)"
+assert_eq "manifest after the plan" "$man_before" "$(rw_manifest)"
+
+# 10. Rewind both sinks.
+run_sluice reset rw/p.yaml --to-position "$p1" --yes
+assert_rc 0
+assert_file_contains "$RUN_STDOUT" "  rewound sink wh"
+assert_file_contains "$RUN_STDOUT" "  rewound sink out"
+assert_file_contains "$RUN_STDOUT" "delivers again what source clicks produced after that position to 2 sinks"
+run_sluice status rw/p.yaml --json
+cp "$RUN_STDOUT" rw3.json
+assert_eq "sqlite position after the rewind" "$p1" "$(rw_get rw3.json wh position)"
+assert_eq "file position after the rewind" "$p1" "$(rw_get rw3.json out position)"
+assert_eq "behind after the rewind" "32" "$(rw_get rw3.json wh bytes_behind)"
+assert_eq "rows untouched by the rewind" "$want_rw" "$(rw_rows)"
+
+# 11. Forward is refused and changes nothing; so is a text that is not a position.
+ck_before=$(rw_ckpt)
+man_before=$(rw_manifest)
+run_sluice reset rw/p.yaml --to-position "$p2" --yes
+assert_rc 2
+assert_file_contains "$RUN_STDOUT" "REFUSED: that is ahead of its checkpoint; moving forward would skip records it has not received"
+assert_file_contains "$RUN_STDERR" "sluice reset: --to-position is ahead of what 2 sinks committed for source clicks; only rewinding is allowed"
+run_sluice reset rw/p.yaml --sink wh --to-position "$p2" --yes
+assert_rc 2
+assert_file_contains "$RUN_STDERR" "is ahead of what 1 sink committed"
+run_sluice reset rw/p.yaml --to-position '{"v":2,"files":' --yes
+assert_rc 2
+assert_file_contains "$RUN_STDERR" "is not a position of source clicks"
+assert_eq "checkpoint rows after refused moves" "$ck_before" "$(rw_ckpt)"
+assert_eq "manifest after refused moves" "$man_before" "$(rw_manifest)"
+# The same position again: nothing to do.
+run_sluice reset rw/p.yaml --to-position "$p1" --yes
+assert_rc 0
+assert_file_contains "$RUN_STDOUT" "    to    the same position: nothing to do"
+assert_file_contains "$RUN_STDOUT" "nothing to rewind"
+assert_eq "checkpoint rows after a rewind to where they are" "$ck_before" "$(rw_ckpt)"
+assert_eq "manifest after a rewind to where it is" "$man_before" "$(rw_manifest)"
+
+# 12. The next run delivers exactly the two appended records again.
+run_sluice run rw/p.yaml --once --quiet --report rw_r.json
+assert_rc 0
+assert_eq "records read after the rewind" "2" "$(json_get rw_r.json 'j["records_read"]')"
+for sk in wh out; do
+    assert_eq "records written to $sk after the rewind (written skipped)" "2 0" \
+        "$(json_get rw_r.json "' '.join(str(s[k]) for s in j['stages'] if s['name'] == '$sk' for k in ('records_out', 'skipped'))")"
+done
+assert_eq "rows after the re-delivery (upsert on _sluice_id)" "$want_rw" "$(rw_rows)"
+assert_eq "rows" "5" "$(sqlite_rows rw/wh.db 'SELECT count(*) FROM t')"
+assert_eq "distinct ids" "5" "$(sqlite_rows rw/wh.db 'SELECT count(DISTINCT _sluice_id) FROM t')"
+assert_eq "earlier outputs kept" '"n":1 "n":2 "n":3 ' "$(rw_ns rw/out/o.ndjson)"
+assert_eq "the re-delivered records, in a new file" "$(cat rw/out/o.1.ndjson)" "$(cat rw/out/o.2.ndjson)"
+assert_eq "re-delivered records" '"n":4 "n":5 ' "$(rw_ns rw/out/o.2.ndjson)"
+run_sluice status rw/p.yaml --json
+cp "$RUN_STDOUT" rw4.json
+assert_eq "position after the re-delivery" "$p2" "$(rw_get rw4.json wh position)"
+assert_eq "file position after the re-delivery" "$p2" "$(rw_get rw4.json out position)"
+assert_eq "records counted again" "7" "$(rw_get rw4.json wh records)"
+
+# Several sources: --to-position needs --source; a sink without a checkpoint is not moved.
+cat >rw/two.yaml <<'EOF'
+pipeline: rewind_two
+state_dir: state_two
+sources:
+  a: {type: file, path: data/in.ndjson, format: ndjson}
+  b: {type: file, path: data/in.ndjson, format: ndjson}
+sinks:
+  wh: {type: sqlite, inputs: [a, b], path: two.db, table: t}
+EOF
+run_sluice reset rw/two.yaml --to-position "$p1" --yes
+assert_rc 2
+assert_file_contains "$RUN_STDERR" "sluice reset: --to-position is a position of one source, but the selected sinks read from 2 (a, b); name it with --source"
+run_sluice reset rw/two.yaml --source a --to-position "$p1" --yes
+assert_rc 2
+assert_file_contains "$RUN_STDOUT" "    from  no checkpoint: the next run delivers everything to it"
+assert_file_contains "$RUN_STDOUT" "REFUSED: it would skip the records up to there, which it never received"
+[ ! -e rw/two.db ] || fail "a refused rewind created the database"
 
 # ---- at-least-once sinks and pipelines ------------------------------------------------------------
 note "at-least-once"
@@ -248,7 +394,7 @@ assert_rc 0
 assert_file_contains "$RUN_STDOUT" "usage: sluice status PIPELINE.yaml [--json]"
 run_sluice reset --help
 assert_rc 0
-assert_file_contains "$RUN_STDOUT" "--to-position P     not supported in this version"
+assert_file_contains "$RUN_STDOUT" "--to-position P     rewind to position P of one source"
 
 # ---- one process at a time ------------------------------------------------------------------------
 note "reset and run are refused while the pipeline runs; status works"

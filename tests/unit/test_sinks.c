@@ -134,8 +134,14 @@ struct sink {
 /* Load yaml as the sink's own map and run init. Returns init's code. */
 static sl_rc sink_open(struct sink *k, const struct sl_plugin *p, const char *yaml)
 {
+    static char with_interval[4096];
     memset(k, 0, sizeof *k);
     k->p = p;
+    /* These tests expect a file sink to commit every batch unless they say otherwise. */
+    if (p == &sl_sink_file && !strstr(yaml, "commit_interval")) {
+        snprintf(with_interval, sizeof with_interval, "commit_interval: 0\n%s", yaml);
+        yaml = with_interval;
+    }
     sl_rc rc = sl_cfg_load_string(yaml, strlen(yaml), "sink.yaml", tmpdir, &k->doc, &k->err);
     if (rc) {
         fprintf(stderr, "config: %s\n", k->err.msg);
@@ -459,18 +465,29 @@ static void t_file_rotation(void)
     CHECK_STR(slurp(tpath("f3.d/.hidden.1")), "{\"a\":2}\n");
 }
 
-/* A file that exists before the first run is left alone: the sink starts the next number. */
+/*
+ * A file the path names that exists before the first run (no manifest): the sink cannot
+ * tell whether it holds records of this pipeline whose manifest was lost, so it refuses
+ * to start, names the file and leaves it alone.
+ */
 static void t_file_existing_output_kept(void)
 {
     struct sink k;
     REQUIRE(mkdir(tpath("f4"), 0755) == 0);
     put_file(tpath("f4/p.ndjson"), "{\"a\":1}\n{\"a\"");
+    CHECK_INT(sink_open(&k, &sl_sink_file, "path: f4/p.ndjson\nid_field: \"\"\n"), SL_ESTATE);
+    CHECK(strstr(k.err.msg, "f4/p.ndjson exists") != NULL);
+    CHECK(strstr(k.err.msg, "there is no manifest") != NULL);
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("f4/p.ndjson")), "{\"a\":1}\n{\"a\"");
+    CHECK(!exists(tpath("f4/p.1.ndjson")));
+    /* Moved away, the sink starts afresh. */
+    REQUIRE(rename(tpath("f4/p.ndjson"), tpath("f4.old")) == 0);
     REQUIRE(sink_open(&k, &sl_sink_file, "path: f4/p.ndjson\nid_field: \"\"\n") == SL_OK);
     static const char *const b1[] = {"{\"b\":1}"};
     CHECK_INT(write_lines(&k, b1, 1, 0, NULL, 1), SL_OK);
     sink_close(&k);
-    CHECK_STR(slurp(tpath("f4/p.ndjson")), "{\"a\":1}\n{\"a\"");
-    CHECK_STR(slurp(tpath("f4/p.1.ndjson")), "{\"b\":1}\n");
+    CHECK_STR(slurp(tpath("f4/p.ndjson")), "{\"b\":1}\n");
 }
 
 static void t_file_unwritable(void)
@@ -1004,6 +1021,83 @@ static void t_sqlite_inspect_info_reset(void)
     sqlite3_close(db);
 }
 
+/*
+ * rewind (`sluice reset --to-position`): the checkpoint row's position is set, records kept,
+ * updated_at renewed, the table's rows kept; a replay after it upserts (no duplicates).
+ */
+static void t_sqlite_rewind(void)
+{
+    struct sink k;
+    char *pos = (char *)"x";
+    char before[64];
+    /* Inspecting a database that does not exist: nothing to move, nothing created. */
+    REQUIRE(sink_open_inspect(&k, &sl_sink_sqlite, "path: db14/none/w.db\ntable: t\n") == SL_OK);
+    CHECK_INT(k.p->rewind(k.state, "clicks", "c@1", &k.err), SL_ESTATE);
+    CHECK(strstr(k.err.msg, "sink out has committed nothing in ") != NULL);
+    sink_close(&k);
+    CHECK(!exists(tpath("db14")));
+
+    REQUIRE(sink_open(&k, &sl_sink_sqlite, "path: db14/w.db\ntable: t\nbusy_timeout: 50ms\n") ==
+            SL_OK);
+    static const char *const b1[] = {"{\"a\":1}", "{\"a\":2}", "{\"a\":3}"};
+    CHECK_INT(write_lines(&k, b1, 2, 0, "c@2", 1), SL_OK);
+    CHECK_INT(write_lines(&k, b1 + 2, 1, 0, "c@3", 3), SL_OK); /* record id {3,0} */
+    CHECK_INT(write_lines(&k, b1, 1, 1, "o@1", 2), SL_OK);
+    sink_close(&k);
+    sqlite3 *db = db_open("db14/w.db");
+    snprintf(before, sizeof before, "%s",
+             q(db, "SELECT updated_at FROM _sluice_checkpoints WHERE source = 'clicks'"));
+    usleep(20000); /* updated_at has millisecond precision */
+
+    /* Through an inspection (what `sluice reset` opens): a short read-write connection. */
+    REQUIRE(sink_open_inspect(&k, &sl_sink_sqlite, "path: db14/w.db\ntable: t\n") == SL_OK);
+    CHECK_INT(k.p->rewind(k.state, "clicks", "c@1 \"q\" \xc3\xa9", &k.err), SL_OK);
+    CHECK_INT(k.p->committed(k.state, "clicks", &pos, &k.err), SL_OK);
+    CHECK_STR(pos, "c@1 \"q\" \xc3\xa9");
+    sl_free(pos);
+    uint64_t recs = 0, ns = 0;
+    CHECK_INT(k.p->commit_info(k.state, "clicks", &recs, &ns, &k.err), SL_OK);
+    CHECK_INT(recs, 3);
+    sink_close(&k);
+    CHECK_STR(q(db, "SELECT source, position, records FROM _sluice_checkpoints ORDER BY source"),
+              "clicks|c@1 \"q\" \xc3\xa9|3\norders|o@1|1\n");
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT updated_at > '%.24s' FROM _sluice_checkpoints WHERE source = 'clicks'",
+             before);
+    CHECK_STR(q(db, sql), "1\n");
+    CHECK_STR(q(db, "SELECT a FROM t ORDER BY a"), "1\n1\n2\n3\n"); /* rows are kept */
+
+    /* Through a normal open; a source without a row gets one (records 0). */
+    REQUIRE(sink_open(&k, &sl_sink_sqlite, "path: db14/w.db\ntable: t\nbusy_timeout: 50ms\n") ==
+            SL_OK);
+    CHECK_INT(k.p->rewind(k.state, "clicks", "c@2", &k.err), SL_OK);
+    CHECK_INT(k.p->rewind(k.state, "nobody", "n@0", &k.err), SL_OK);
+    CHECK_INT(k.p->committed(k.state, "clicks", &pos, &k.err), SL_OK);
+    CHECK_STR(pos, "c@2");
+    sl_free(pos);
+    /* The replay of what lies after c@2 upserts on the record id: no duplicate row. */
+    CHECK_INT(write_lines(&k, b1 + 2, 1, 0, "c@3", 3), SL_OK);
+    CHECK_STR(q(db, "SELECT source, position, records FROM _sluice_checkpoints ORDER BY source"),
+              "clicks|c@3|4\nnobody|n@0|0\norders|o@1|1\n");
+    CHECK_STR(q(db, "SELECT a FROM t ORDER BY a"), "1\n1\n2\n3\n");
+
+    /* Another connection holds the write lock: SL_RETRY, the checkpoint unchanged. */
+    CHECK_STR(q(db, "BEGIN IMMEDIATE"), "");
+    CHECK_INT(k.p->rewind(k.state, "clicks", "c@1", &k.err), SL_RETRY);
+    CHECK(strstr(k.err.msg, "the checkpoint is unchanged") != NULL);
+    CHECK_STR(q(db, "COMMIT"), "");
+    CHECK_STR(q(db, "SELECT position FROM _sluice_checkpoints WHERE source = 'clicks'"), "c@3\n");
+    /* No transaction was left open: the sink still writes and rewinds. */
+    CHECK_INT(write_lines(&k, b1, 1, 0, "c@4", 4), SL_OK);
+    CHECK_INT(k.p->rewind(k.state, "clicks", "c@1", &k.err), SL_OK);
+    CHECK_INT(k.p->rewind(k.state, NULL, "c@1", &k.err), SL_EINVAL);
+    sink_close(&k);
+    CHECK_STR(q(db, "SELECT position, records FROM _sluice_checkpoints WHERE source = 'clicks'"),
+              "c@1|5\n");
+    sqlite3_close(db);
+}
+
 /* ---- allocation failures ---------------------------------------------------------- */
 
 /*
@@ -1175,6 +1269,7 @@ int main(int argc, char **argv)
     RUN(t_sqlite_busy_and_rollback);
     RUN(t_sqlite_checkpoint_same_transaction);
     RUN(t_sqlite_inspect_info_reset);
+    RUN(t_sqlite_rewind);
     RUN(t_alloc_failures);
     sl_json_parser_destroy(parser);
     int rc = TEST_DONE();

@@ -41,8 +41,10 @@
  *
  * Status and reset. commit_info() reads a checkpoint row's records and updated_at; reset()
  * deletes this sink's checkpoint rows (of one source or all) and keeps the table's rows, which
- * a replay upserts. In inspect mode (ctx->inspect) the database is opened read-only and
- * nothing is created; reset() then uses a short read-write connection.
+ * a replay upserts; rewind() sets one checkpoint row's position back (`sluice reset
+ * --to-position`) in its own transaction, keeping its records count. In inspect mode
+ * (ctx->inspect) the database is opened read-only and nothing is created; reset() and
+ * rewind() then use a short read-write connection.
  *
  * delivery: at_least_once keeps the transaction per batch, checkpoint row included, and
  * only lowers synchronous to OFF when the user did not set it (docs/sinks.md says what that
@@ -1158,31 +1160,44 @@ static sl_rc sqlite_commit_info(void *state, const char *source, uint64_t *recor
 }
 
 /*
+ * The connection that changes checkpoints outside process() (reset, rewind): the sink's own,
+ * or in inspect mode, where that one is read-only, a short read-write one (without
+ * SQLITE_OPEN_CREATE: a missing database has no checkpoint to change). The caller closes
+ * *db when it is not s->db.
+ */
+static sl_rc open_writer(struct sqlite_sink *s, sqlite3 **db, const char *why, struct sl_error *err)
+{
+    *db = s->db;
+    if (!s->inspect)
+        return SL_OK;
+    int src = sqlite3_open_v2(s->path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        sl_rc rc = sl_error_set(err, SL_EDB, "cannot open database %s to %s: %s", s->path, why,
+                                *db ? sqlite3_errmsg(*db) : sqlite3_errstr(src));
+        sqlite3_close(*db);
+        *db = NULL;
+        return rc;
+    }
+    sqlite3_busy_timeout(*db, 5000);
+    return SL_OK;
+}
+
+/*
  * Delete this sink's checkpoint rows (of source, or all). The table's rows stay: the next
  * run upserts the same records again under the same ids or keys, so nothing is doubled.
- * In inspect mode the connection is read-only, so a short read-write one does the delete
- * (without SQLITE_OPEN_CREATE: a missing database has nothing to forget).
  */
 static sl_rc sqlite_reset(void *state, const char *source, struct sl_error *err)
 {
     static const char q[] = "DELETE FROM _sluice_checkpoints WHERE pipeline = ?1 AND sink = ?2"
                             " AND (?3 IS NULL OR source = ?3)";
     struct sqlite_sink *s = state;
-    sqlite3 *db = s->db;
+    sqlite3 *db;
     sqlite3_stmt *st = NULL;
-    sl_rc rc = SL_OK;
-    if (s->inspect) {
-        if (!s->has_ckpt)
-            return SL_OK;
-        int src = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-        if (src != SQLITE_OK) {
-            rc = sl_error_set(err, SL_EDB, "cannot open database %s to reset it: %s", s->path,
-                              db ? sqlite3_errmsg(db) : sqlite3_errstr(src));
-            sqlite3_close(db);
-            return rc;
-        }
-        sqlite3_busy_timeout(db, 5000);
-    }
+    if (s->inspect && !s->has_ckpt)
+        return SL_OK;
+    sl_rc rc = open_writer(s, &db, "reset it", err);
+    if (rc)
+        return rc;
     int src = sqlite3_prepare_v2(db, q, sizeof q - 1, &st, NULL);
     if (src == SQLITE_OK) {
         sqlite3_bind_text(st, 1, s->pipeline, -1, SQLITE_STATIC);
@@ -1196,6 +1211,68 @@ static sl_rc sqlite_reset(void *state, const char *source, struct sl_error *err)
         rc = sl_error_set(err, prim == SQLITE_BUSY ? SL_RETRY : SL_EDB,
                           "resetting the checkpoints of sink %s in %s: %s", s->name, s->path,
                           sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    if (db != s->db)
+        sqlite3_close(db);
+    return rc;
+}
+
+/*
+ * Set the checkpoint row of source to position (`sluice reset --to-position`), in one
+ * transaction: BEGIN IMMEDIATE, upsert, COMMIT. `records` keeps its total (the records
+ * delivered again are then counted again); updated_at becomes now. The table's rows stay:
+ * what is delivered again is upserted on its id or key, so nothing is doubled. Whether
+ * position lies behind the old one is the caller's question (the sink cannot order
+ * positions; the source can).
+ */
+static sl_rc sqlite_rewind(void *state, const char *source, const char *position,
+                           struct sl_error *err)
+{
+    static const char q[] =
+        "INSERT INTO _sluice_checkpoints(pipeline, sink, source, position, records, updated_at)"
+        " VALUES(?1, ?2, ?3, ?4, 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+        " ON CONFLICT(pipeline, sink, source) DO UPDATE SET position = excluded.position,"
+        " updated_at = excluded.updated_at";
+    struct sqlite_sink *s = state;
+    sqlite3 *db;
+    sqlite3_stmt *st = NULL;
+    const char *step = "starting a transaction";
+    if (!source || !position)
+        return sl_error_set(err, SL_EINVAL, "sink %s: rewind needs a source and a position",
+                            s->name);
+    if (s->inspect && !s->has_ckpt)
+        return sl_error_set(err, SL_ESTATE,
+                            "sink %s has committed nothing in %s (no _sluice_checkpoints table), "
+                            "so there is no checkpoint to move",
+                            s->name, s->path);
+    sl_rc rc = open_writer(s, &db, "rewind it", err);
+    if (rc)
+        return rc;
+    int src = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (src == SQLITE_OK) {
+        step = "writing the checkpoint";
+        src = sqlite3_prepare_v2(db, q, sizeof q - 1, &st, NULL);
+    }
+    if (src == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, s->pipeline, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, position, -1, SQLITE_STATIC);
+        src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            step = "committing the checkpoint";
+            src = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        }
+    }
+    if (src != SQLITE_DONE && src != SQLITE_OK) {
+        int prim = src & 0xff;
+        rc = sl_error_set(err, prim == SQLITE_BUSY || prim == SQLITE_LOCKED ? SL_RETRY : SL_EDB,
+                          "sink %s: %s in %s to rewind source %s: %s; the checkpoint is "
+                          "unchanged",
+                          s->name, step, s->path, source, sqlite3_errmsg(db));
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     }
     sqlite3_finalize(st);
     if (db != s->db)
@@ -1461,5 +1538,6 @@ const struct sl_plugin sl_sink_sqlite = {
     .committed = sqlite_committed,
     .commit_info = sqlite_commit_info,
     .reset = sqlite_reset,
+    .rewind = sqlite_rewind,
     .close = sqlite_close,
 };
