@@ -20,6 +20,17 @@ int sl__cli_docs(int argc, char **argv);
 int sl__cli_status(int argc, char **argv);
 int sl__cli_reset(int argc, char **argv);
 
+struct sl_pipeline;
+
+/*
+ * Take a non-logging command-line word a as the verb's pipeline file. An option nobody
+ * recognised, or a second file, prints why (with help) and returns SL_EXIT_USAGE; else 0.
+ */
+int sl__cli_path_arg(const char *verb, const char *a, const char **path, const char *help);
+
+/* Load and validate the pipeline at path; on failure print every problem, return 2. */
+int sl__cli_load(const char *path, struct sl_pipeline **p);
+
 /* Shared option handling: returns 1 if argv[*i] was a logging option (and consumed). */
 int sl__cli_log_option(int argc, char **argv, int *i, int *bad);
 

@@ -10,6 +10,7 @@
 
 #include "sluice/config.h"
 #include "sluice/log.h"
+#include "sluice/pipeline.h"
 
 #include "cli/cli.h"
 
@@ -79,6 +80,34 @@ int sl__cli_log_option(int argc, char **argv, int *i, int *bad)
         }
     }
     return 1;
+}
+
+int sl__cli_path_arg(const char *verb, const char *a, const char **path, const char *help)
+{
+    if (a[0] == '-' && a[1]) {
+        fprintf(stderr, "sluice %s: unknown option %s\n%s", verb, a, help);
+        return SL_EXIT_USAGE;
+    }
+    if (*path) {
+        fprintf(stderr, "sluice %s: one pipeline file at a time\n", verb);
+        return SL_EXIT_USAGE;
+    }
+    *path = a;
+    return SL_EXIT_OK;
+}
+
+int sl__cli_load(const char *path, struct sl_pipeline **p)
+{
+    struct sl_error err;
+    sl_error_clear(&err);
+    *p = NULL;
+    sl_rc rc = sl_pipeline_load(path, p, &err);
+    if (rc) {
+        fprintf(stderr, "%s\n", err.msg[0] ? err.msg : sl_strerror(rc));
+        *p = NULL;
+        return SL_EXIT_USAGE;
+    }
+    return SL_EXIT_OK;
 }
 
 struct verb {

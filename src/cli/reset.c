@@ -401,14 +401,8 @@ int sl__cli_reset(int argc, char **argv)
             is_pos = 1;
         } else if (sl__cli_log_option(argc, argv, &i, &bad)) {
             continue;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "sluice reset: unknown option %s\n%s", a, help);
+        } else if (sl__cli_path_arg("reset", a, &path, help)) {
             return SL_EXIT_USAGE;
-        } else if (path) {
-            fprintf(stderr, "sluice reset: one pipeline file at a time\n");
-            return SL_EXIT_USAGE;
-        } else {
-            path = a;
         }
         if (!val)
             continue;

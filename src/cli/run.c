@@ -213,14 +213,8 @@ int sl__cli_run(int argc, char **argv)
             report = a + 9;
         } else if (sl__cli_log_option(argc, argv, &i, &bad)) {
             continue;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "sluice run: unknown option %s\n%s", a, help);
+        } else if (sl__cli_path_arg("run", a, &path, help)) {
             return SL_EXIT_USAGE;
-        } else if (path) {
-            fprintf(stderr, "sluice run: one pipeline file at a time\n");
-            return SL_EXIT_USAGE;
-        } else {
-            path = a;
         }
     }
     if (bad)
@@ -231,13 +225,11 @@ int sl__cli_run(int argc, char **argv)
     }
 
     struct sl_pipeline *p = NULL;
+    if (sl__cli_load(path, &p))
+        return SL_EXIT_USAGE;
     struct sl_error err;
     sl_error_clear(&err);
-    sl_rc rc = sl_pipeline_load(path, &p, &err);
-    if (rc) {
-        fprintf(stderr, "%s\n", err.msg[0] ? err.msg : sl_strerror(rc));
-        return SL_EXIT_USAGE;
-    }
+    sl_rc rc;
     /*
      * Before any plugin sees the state directory: create it, or refuse a foreign format;
      * then make sure no other process runs or resets this pipeline meanwhile.

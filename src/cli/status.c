@@ -101,14 +101,11 @@ int sl__cli_inspect_open(const char *verb, const char *path, int with_sources,
                          struct sl_cli_inspect *in)
 {
     memset(in, 0, sizeof *in);
+    if (sl__cli_load(path, &in->p))
+        return SL_EXIT_USAGE;
     struct sl_error err;
     sl_error_clear(&err);
-    sl_rc rc = sl_pipeline_load(path, &in->p, &err);
-    if (rc) {
-        fprintf(stderr, "%s\n", err.msg[0] ? err.msg : sl_strerror(rc));
-        in->p = NULL;
-        return SL_EXIT_USAGE;
-    }
+    sl_rc rc;
     struct sl_pipeline *p = in->p;
 
     sl_error_clear(&err);
@@ -378,14 +375,8 @@ int sl__cli_status(int argc, char **argv)
             json = 1;
         } else if (sl__cli_log_option(argc, argv, &i, &bad)) {
             continue;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "sluice status: unknown option %s\n%s", a, help);
+        } else if (sl__cli_path_arg("status", a, &path, help)) {
             return SL_EXIT_USAGE;
-        } else if (path) {
-            fprintf(stderr, "sluice status: one pipeline file at a time\n");
-            return SL_EXIT_USAGE;
-        } else {
-            path = a;
         }
     }
     if (bad)

@@ -27,15 +27,8 @@ int sl__cli_validate(int argc, char **argv)
         }
         if (sl__cli_log_option(argc, argv, &i, &bad))
             continue;
-        if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "sluice validate: unknown option %s\n%s", argv[i], help);
+        if (sl__cli_path_arg("validate", argv[i], &path, help))
             return SL_EXIT_USAGE;
-        }
-        if (path) {
-            fprintf(stderr, "sluice validate: one pipeline file at a time\n");
-            return SL_EXIT_USAGE;
-        }
-        path = argv[i];
     }
     if (bad)
         return SL_EXIT_USAGE;
@@ -44,13 +37,8 @@ int sl__cli_validate(int argc, char **argv)
         return SL_EXIT_USAGE;
     }
     struct sl_pipeline *p = NULL;
-    struct sl_error err;
-    sl_error_clear(&err);
-    sl_rc rc = sl_pipeline_load(path, &p, &err);
-    if (rc) {
-        fprintf(stderr, "%s\n", err.msg[0] ? err.msg : sl_strerror(rc));
+    if (sl__cli_load(path, &p))
         return SL_EXIT_USAGE;
-    }
     size_t nt = 0, nk = 0;
     for (size_t i = 0; i < p->ncomp; i++) {
         nt += p->comp[i].kind == SL_PLUGIN_TRANSFORM;
