@@ -24,7 +24,10 @@
 # target is met).
 #
 # Environment: SLUICE (binary, default build/sluice), GEN_CLICKS (generator, default
-# build/gen_clicks); build both with `make release`. Needs python3 (to count sqlite rows).
+# build/gen_clicks); build both with `make release`; BENCH_COMMIT_INTERVAL (the file sink's
+# commit_interval, default 250ms; 0 commits every batch). Needs python3 (to count sqlite
+# rows). Measured (1M events, 2 cores, load 5-7): file sink on disk +93% with a commit
+# per batch, +7% to +23% with commit_interval 250ms; on tmpfs +2%.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

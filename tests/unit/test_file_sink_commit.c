@@ -2,7 +2,10 @@
  * test_file_sink_commit.c - the file sink's commit protocol: manifest round trips, recovery
  * from every crash point we can produce (a real kill -9 of a child process at random
  * instants, plus the intermediate states of the commit sequence laid out by hand), the
- * record id field, reset, inspection and at_least_once.
+ * record id field, reset, rewind, inspection and at_least_once; the commit cadence
+ * (commit_interval, commit_bytes: fsyncs and manifest writes counted, committed() lagging
+ * the appends, kill -9 between commits) and the refusal to start when the manifest is gone
+ * but the sink's output is not.
  *
  * `test_file_sink_commit bench DIR [batches]` instead measures the sink's throughput with
  * fsync per batch in DIR (1024 records of ~230 bytes per batch) and prints it.
@@ -13,6 +16,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +34,29 @@ static char tmpdir[256];
 static int opt_exactly_once = 1, opt_inspect; /* what sink_open passes to init */
 static struct sl_json_parser *parser;
 static const char *const source_names[] = {"clicks", "orders"};
+
+/* ---- counting the sink's fsyncs and manifest renames ------------------------------------ */
+
+/*
+ * The library is linked statically into this program, so these definitions take the place
+ * of libc's for the sink's calls: they count, then do the real thing (the system call, or
+ * renameat, which the sink does not use). The cadence tests read the counters.
+ */
+static long n_fsync, n_manifest_rename;
+
+int fsync(int fd)
+{
+    n_fsync++;
+    return (int)syscall(SYS_fsync, fd);
+}
+
+int rename(const char *from, const char *to)
+{
+    size_t n = strlen(to), m = strlen(".manifest");
+    if (n >= m && strcmp(to + n - m, ".manifest") == 0)
+        n_manifest_rename++;
+    return renameat(AT_FDCWD, from, AT_FDCWD, to);
+}
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -131,11 +158,19 @@ struct sink {
     struct sl_error err;
 };
 
-/* Load yaml as the sink's own map and run init. Returns init's code. */
+/*
+ * Load yaml as the sink's own map and run init. Returns init's code. The protocol tests
+ * expect a commit per batch, so commit_interval is 0 unless yaml sets it.
+ */
 static sl_rc sink_open(struct sink *k, const struct sl_plugin *p, const char *yaml)
 {
+    static char with_interval[4096];
     memset(k, 0, sizeof *k);
     k->p = p;
+    if (!strstr(yaml, "commit_interval")) {
+        snprintf(with_interval, sizeof with_interval, "commit_interval: 0\n%s", yaml);
+        yaml = with_interval;
+    }
     sl_rc rc = sl_cfg_load_string(yaml, strlen(yaml), "sink.yaml", tmpdir, &k->doc, &k->err);
     if (rc) {
         fprintf(stderr, "config: %s\n", k->err.msg);
@@ -551,6 +586,116 @@ static void t_reset(void)
     sink_close(&k);
 }
 
+/*
+ * rewind (`sluice reset --to-position`): one source's position is set back in the manifest
+ * (records count kept), outputs are kept, and what is delivered again goes to a new file.
+ */
+static void t_rewind(void)
+{
+    struct sink k;
+    const char *yaml = "path: rw1/x.ndjson\nid_field: \"\"\n";
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_INT(write_lines(&k, B1, N(B1), 0, "c@1", 1), SL_OK);
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "c@2", 2), SL_OK);
+    CHECK_INT(write_lines(&k, B2, N(B2), 1, "o@1", 3), SL_OK);
+    sink_close(&k);
+    char man[1024], before[4096];
+    snprintf(man, sizeof man, "%s", manifest_of("rw1"));
+    snprintf(before, sizeof before, "%s", slurp(man));
+
+    /* Through an inspection (what `sluice reset` opens). */
+    opt_inspect = 1;
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_INT(k.p->rewind(k.state, "clicks", "c@1", &k.err), SL_OK);
+    CHECK_STR(committed_pos(&k, "clicks"), "c@1");
+    CHECK_STR(committed_pos(&k, "orders"), "o@1");
+    CHECK_INT(k.p->rewind(k.state, NULL, "c@1", &k.err), SL_EINVAL);
+    sink_close(&k);
+    char tmpname[1100];
+    snprintf(tmpname, sizeof tmpname, "%s.tmp", man);
+    CHECK(!exists(tmpname));
+    /* Only the clicks entry changed: its position and commit time; records stay 3. */
+    const char *m = slurp(man);
+    REQUIRE(m != NULL);
+    CHECK(strstr(m, "\"clicks\":{\"position\":\"c@1\",\"records\":3,\"commit_ns\":") != NULL);
+    CHECK(strstr(m, "\"orders\":{\"position\":\"o@1\",\"records\":1,") != NULL);
+    CHECK(strstr(m, "\n\"records\":4,\"commit_ns\":") != NULL);
+    CHECK(strstr(m, "\"finished_total\":1,\"finished\":[\n  \"x.ndjson\"]") != NULL);
+    CHECK(strcmp(m, before) != 0);
+    opt_inspect = 0;
+
+    /* The next run: committed() says c@1, the replay of c@2 lands in a new file. */
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_STR(committed_pos(&k, "clicks"), "c@1");
+    uint64_t recs = 0, ns = 0;
+    CHECK_INT(k.p->commit_info(k.state, "clicks", &recs, &ns, &k.err), SL_OK);
+    CHECK_INT(recs, 3);
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "c@2", 2), SL_OK);
+    CHECK_STR(committed_pos(&k, "clicks"), "c@2");
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("rw1/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":3}\n");
+    CHECK_STR(slurp(tpath("rw1/x.1.ndjson")), "{\"n\":3}\n");
+
+    /* A source the manifest does not name yet gets an entry; a non-UTF-8 one as hex. */
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_INT(k.p->rewind(k.state, "views", "v/caf\xe9:1", &k.err), SL_OK);
+    sink_close(&k);
+    m = slurp(man);
+    CHECK(m && strstr(m, "\"views\":{\"position_hex\":\"762f636166e93a31\",\"records\":0,"));
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_STR(committed_pos(&k, "views"), "v/caf\xe9:1");
+    CHECK_STR(committed_pos(&k, "clicks"), "c@2");
+
+    /* The manifest cannot be written: an error, and disk and memory keep the old position. */
+    snprintf(before, sizeof before, "%s", slurp(man));
+    REQUIRE(mkdir(tmpname, 0755) == 0); /* the temporary manifest cannot be created */
+    CHECK_INT(k.p->rewind(k.state, "clicks", "c@0", &k.err), SL_EIO);
+    CHECK(strstr(k.err.msg, "creating ") != NULL);
+    CHECK_INT(k.p->rewind(k.state, "other", "x@0", &k.err), SL_EIO);
+    CHECK_STR(committed_pos(&k, "clicks"), "c@2");
+    CHECK_STR(committed_pos(&k, "other"), "(none)");
+    CHECK_STR(slurp(man), before);
+    REQUIRE(rmdir(tmpname) == 0);
+    sink_close(&k);
+    CHECK_STR(slurp(man), before);
+
+    /* A damaged manifest cannot be rewound (only set aside by a reset to the start). */
+    put_file(man, "{\"format\":1,\"sources\":{");
+    opt_inspect = 1;
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_INT(k.p->rewind(k.state, "clicks", "c@1", &k.err), SL_ESTATE);
+    CHECK(strstr(k.err.msg, "a damaged manifest cannot be rewound") != NULL);
+    sink_close(&k);
+    opt_inspect = 0;
+    CHECK_STR(slurp(man), "{\"format\":1,\"sources\":{");
+}
+
+/* at_least_once: a running sink first commits what it holds, then rewinds. */
+static void t_rewind_at_least_once(void)
+{
+    struct sink k;
+    const char *yaml = "path: rw2/x.ndjson\nid_field: \"\"\n";
+    opt_exactly_once = 0;
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_INT(write_lines(&k, B1, N(B1), 0, "p1", 1), SL_OK);
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p2", 2), SL_OK);
+    CHECK_INT(k.p->rewind(k.state, "clicks", "p1", &k.err), SL_OK);
+    /* Seen from outside before close: both batches committed, the position set back. */
+    opt_inspect = 1;
+    struct sink q;
+    REQUIRE(sink_open(&q, &sl_sink_file, yaml) == SL_OK);
+    CHECK_STR(committed_pos(&q, "clicks"), "p1");
+    uint64_t recs = 0, ns = 0;
+    CHECK_INT(q.p->commit_info(q.state, "clicks", &recs, &ns, &q.err), SL_OK);
+    CHECK_INT(recs, 3);
+    sink_close(&q);
+    opt_inspect = 0;
+    CHECK_STR(slurp(temp_of("rw2/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+    sink_close(&k);
+    opt_exactly_once = 1;
+    CHECK_STR(slurp(tpath("rw2/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+}
+
 static void t_inspect_creates_nothing(void)
 {
     struct sink k;
@@ -635,12 +780,11 @@ static void t_at_least_once(void)
  * restarted sink resumes after its committed position; at the end the files hold records
  * 0..2999 exactly once, in order.
  */
-static void kill9_round(int round, int exactly_once)
+static void kill9_round(int round, int exactly_once, const char *extra, int max_ms)
 {
-    char yaml[128], dir[32];
+    char yaml[256], dir[32];
     snprintf(dir, sizeof dir, "k%d", round);
-    snprintf(yaml, sizeof yaml,
-             "path: %s/x.ndjson\nmax_bytes: 2KiB\nfsync: false\nid_field: \"\"\n", dir);
+    snprintf(yaml, sizeof yaml, "path: %s/x.ndjson\nfsync: false\nid_field: \"\"\n%s", dir, extra);
     enum { BATCHES = 300, PER = 10 };
     static char lines[PER][32];
     const char *ptrs[PER];
@@ -664,7 +808,7 @@ static void kill9_round(int round, int exactly_once)
         sink_close(&k);
         _exit(0);
     }
-    struct timespec ts = {0, (long)(rand() % 120) * 1000000L};
+    struct timespec ts = {0, (long)(rand() % max_ms) * 1000000L};
     nanosleep(&ts, NULL);
     kill(pid, SIGKILL);
     int st;
@@ -713,15 +857,283 @@ static void kill9_round(int round, int exactly_once)
     char rel[64];
     snprintf(rel, sizeof rel, "%s/x.ndjson", dir);
     CHECK_STR(temp_of(rel), "");
-    fprintf(stderr, "  round %d (%s): killed at batch %d of %d; %d records checked, %d wrong\n",
-            round, exactly_once ? "exactly_once" : "at_least_once", from - 1, BATCHES, next, bad);
+    fprintf(stderr,
+            "  round %d (%s, %s): committed at batch %d of %d; %d records checked, %d wrong\n",
+            round, exactly_once ? "exactly_once" : "at_least_once",
+            strstr(extra, "commit_interval: 0") ? "every batch" : "interval", from - 1, BATCHES,
+            next, bad);
 }
 
 static void t_kill9_random(void)
 {
     srand((unsigned)time(NULL));
     for (int round = 0; round < 12; round++)
-        kill9_round(round, round % 3 != 2); /* every third round at_least_once */
+        kill9_round(round, round % 3 != 2, /* every third round at_least_once */
+                    "max_bytes: 2KiB\ncommit_interval: 0\n", 120);
+    /* With a commit interval the kill mostly lands between commits: the appends after the
+     * last one are cut off, and the restart resumes right after the committed batch. */
+    for (int round = 12; round < 20; round++)
+        kill9_round(round, 1,
+                    round % 2 ? "max_bytes: 2KiB\ncommit_interval: 15ms\n"
+                              : "commit_interval: 10ms\n",
+                    40); /* without a fsync per batch the child is done sooner */
+}
+
+/* ---- commit cadence ------------------------------------------------------------------------ */
+
+static uint64_t committed_records(struct sink *k, const char *source)
+{
+    uint64_t recs = 0, ns = 0;
+    if (k->p->commit_info(k->state, source, &recs, &ns, &k->err) != SL_OK)
+        return UINT64_MAX;
+    return recs;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * commit_interval 0: every batch is fsynced and committed. Per batch: data fsync, manifest
+ * temp fsync, rename, directory fsync; the first batch also fsyncs the directory of the
+ * new in-progress file, and opening it writes the manifest once more (2 fsyncs, 1 rename).
+ */
+static void t_cadence_every_batch(void)
+{
+    struct sink k;
+    REQUIRE(sink_open(&k, &sl_sink_file,
+                      "path: cv0/x.ndjson\ncommit_interval: 0\nid_field: \"\"\n") == SL_OK);
+    n_fsync = n_manifest_rename = 0;
+    char pos[8];
+    for (int i = 1; i <= 5; i++) {
+        snprintf(pos, sizeof pos, "p%d", i);
+        CHECK_INT(write_lines(&k, B2, N(B2), 0, pos, (uint64_t)i), SL_OK);
+        CHECK_STR(committed_pos(&k, "clicks"), pos);
+        CHECK_INT(committed_records(&k, "clicks"), i);
+    }
+    CHECK_INT(n_manifest_rename, 1 + 5);
+    CHECK_INT(n_fsync, 2 + 1 + 5 * 3);
+    sink_close(&k);
+}
+
+/*
+ * A long commit_interval: batches are appended, nothing is fsynced or committed after the
+ * file's creation, committed() and commit_info() stay at the last commit, and flush commits
+ * all of it with one data fsync and one manifest write.
+ */
+static void t_cadence_long_interval(void)
+{
+    struct sink k, q;
+    const char *yaml = "path: cv1/x.ndjson\ncommit_interval: 1h\nid_field: \"\"\n";
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    n_fsync = n_manifest_rename = 0;
+    char pos[8];
+    for (int i = 1; i <= 5; i++) {
+        snprintf(pos, sizeof pos, "p%d", i);
+        CHECK_INT(write_lines(&k, B2, N(B2), 0, pos, (uint64_t)i), SL_OK);
+        CHECK_STR(committed_pos(&k, "clicks"), "(none)");
+        CHECK_INT(committed_records(&k, "clicks"), 0);
+        CHECK_INT(committed_records(&k, NULL), 0);
+    }
+    CHECK_INT(n_manifest_rename, 1); /* the in-progress file was named, with length 0 */
+    CHECK_INT(n_fsync, 2);
+    CHECK_STR(slurp(temp_of("cv1/x.ndjson")),
+              "{\"n\":3}\n{\"n\":3}\n{\"n\":3}\n{\"n\":3}\n{\"n\":3}\n");
+    const char *m = slurp(manifest_of("cv1"));
+    CHECK(m && strstr(m, "\"length\":0,") && strstr(m, "\"sources\":{}"));
+    /* What another process sees meanwhile (`sluice status`): the last commit. */
+    opt_inspect = 1;
+    REQUIRE(sink_open(&q, &sl_sink_file, yaml) == SL_OK);
+    CHECK_STR(committed_pos(&q, "clicks"), "(none)");
+    sink_close(&q);
+    opt_inspect = 0;
+
+    CHECK_INT(k.p->flush(k.state, &k.err), SL_OK);
+    CHECK_INT(n_manifest_rename, 2);
+    CHECK_INT(n_fsync, 2 + 4); /* data, its new directory entry, manifest temp, directory */
+    CHECK_STR(committed_pos(&k, "clicks"), "p5");
+    CHECK_INT(committed_records(&k, "clicks"), 5);
+    CHECK_INT(committed_records(&k, NULL), 5);
+    m = slurp(manifest_of("cv1"));
+    CHECK(m && strstr(m, "\"length\":40,") && strstr(m, "\"position\":\"p5\",\"records\":5,"));
+    /* flush with nothing new does nothing */
+    CHECK_INT(k.p->flush(k.state, &k.err), SL_OK);
+    CHECK_INT(n_manifest_rename, 2);
+    CHECK_INT(n_fsync, 6);
+    /* Appended after the flush, committed by close (which finishes the file). */
+    CHECK_INT(write_lines(&k, B1, N(B1), 1, "o1", 6), SL_OK);
+    CHECK_STR(committed_pos(&k, "orders"), "(none)");
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("cv1/x.ndjson")),
+              "{\"n\":3}\n{\"n\":3}\n{\"n\":3}\n{\"n\":3}\n{\"n\":3}\n{\"n\":1}\n{\"n\":2}\n");
+    m = slurp(manifest_of("cv1"));
+    CHECK(m && strstr(m, "\"orders\":{\"position\":\"o1\",\"records\":2,"));
+}
+
+/* committed() lags the appends until the interval has passed; then the next batch commits
+ * everything appended so far. */
+static void t_cadence_interval_passes(void)
+{
+    struct sink k;
+    REQUIRE(sink_open(&k, &sl_sink_file,
+                      "path: cv2/x.ndjson\ncommit_interval: 600ms\nid_field: \"\"\n") == SL_OK);
+    CHECK_INT(write_lines(&k, B1, N(B1), 0, "p1", 1), SL_OK);
+    CHECK_STR(committed_pos(&k, "clicks"), "(none)");
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p2", 2), SL_OK);
+    CHECK_STR(committed_pos(&k, "clicks"), "(none)");
+    CHECK_INT(committed_records(&k, "clicks"), 0);
+    sleep_ms(700);
+    n_manifest_rename = 0;
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p3", 3), SL_OK);
+    CHECK_INT(n_manifest_rename, 1);
+    CHECK_STR(committed_pos(&k, "clicks"), "p3");
+    CHECK_INT(committed_records(&k, "clicks"), 4);
+    const char *m = slurp(manifest_of("cv2"));
+    CHECK(m && strstr(m, "\"length\":32,") && strstr(m, "\"position\":\"p3\",\"records\":4,"));
+    /* The interval starts again at that commit. */
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p4", 4), SL_OK);
+    CHECK_STR(committed_pos(&k, "clicks"), "p3");
+    sink_close(&k);
+}
+
+/* commit_bytes commits once that much is waiting; a roll commits before finishing. */
+static void t_cadence_bytes_and_roll(void)
+{
+    struct sink k;
+    REQUIRE(sink_open(&k, &sl_sink_file,
+                      "path: cv3/x.ndjson\ncommit_interval: 1h\ncommit_bytes: 20\n"
+                      "id_field: \"\"\n") == SL_OK);
+    CHECK_INT(write_lines(&k, B1, N(B1), 0, "p1", 1), SL_OK); /* 16 bytes */
+    CHECK_STR(committed_pos(&k, "clicks"), "(none)");
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p2", 2), SL_OK); /* 24 bytes */
+    CHECK_STR(committed_pos(&k, "clicks"), "p2");
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p3", 3), SL_OK); /* 8 waiting */
+    CHECK_STR(committed_pos(&k, "clicks"), "p2");
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("cv3/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":3}\n");
+
+    REQUIRE(sink_open(&k, &sl_sink_file,
+                      "path: cv4/x.ndjson\ncommit_interval: 1h\nmax_bytes: 20\n"
+                      "id_field: \"\"\n") == SL_OK);
+    CHECK_INT(write_lines(&k, B1, N(B1), 0, "p1", 1), SL_OK); /* 16 bytes */
+    CHECK_STR(committed_pos(&k, "clicks"), "(none)");
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p2", 2), SL_OK); /* would pass 20: roll */
+    CHECK_STR(committed_pos(&k, "clicks"), "p1");
+    CHECK_STR(slurp(tpath("cv4/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n");
+    CHECK_STR(slurp(temp_of("cv4/x.1.ndjson")), "{\"n\":3}\n");
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("cv4/x.1.ndjson")), "{\"n\":3}\n");
+}
+
+/*
+ * kill -9 between commits: the appends after the last commit are cut off at the restart
+ * and committed() names the last committed batch, so the source resumes right after it.
+ */
+static void t_cadence_kill9(void)
+{
+    struct sink k;
+    /* Nothing committed: both batches are cut off. */
+    crash_child("path: cv5/x.ndjson\ncommit_interval: 1h\nid_field: \"\"\n");
+    CHECK_STR(slurp(temp_of("cv5/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+    REQUIRE(sink_open(&k, &sl_sink_file,
+                      "path: cv5/x.ndjson\ncommit_interval: 1h\nid_field: \"\"\n") == SL_OK);
+    CHECK_STR(committed_pos(&k, "clicks"), "(none)");
+    CHECK_STR(slurp(temp_of("cv5/x.ndjson")), "");
+    CHECK_INT(write_lines(&k, B1, N(B1), 0, "p1", 1), SL_OK);
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p2", 2), SL_OK);
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("cv5/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+
+    /* B1 committed (16 bytes reach commit_bytes), B2 not: only B2 is cut off. */
+    const char *yaml =
+        "path: cv6/x.ndjson\ncommit_interval: 1h\ncommit_bytes: 16\nid_field: \"\"\n";
+    crash_child(yaml);
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_STR(committed_pos(&k, "clicks"), "p1");
+    CHECK_INT(committed_records(&k, "clicks"), 2);
+    CHECK_STR(slurp(temp_of("cv6/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n");
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p2", 2), SL_OK);
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("cv6/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+}
+
+/* ---- the manifest guard ------------------------------------------------------------------- */
+
+static void t_guard_lost_manifest(void)
+{
+    struct sink k;
+    const char *yaml = "path: g1/x.ndjson\nid_field: \"\"\n";
+    char saved[1024];
+    /* Finished output, manifest deleted: refused, naming both; nothing is touched. */
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_INT(write_lines(&k, B1, N(B1), 0, "p1", 1), SL_OK);
+    sink_close(&k);
+    snprintf(saved, sizeof saved, "%s", manifest_of("g1"));
+    REQUIRE(saved[0] && rename(saved, tpath("g1.manifest")) == 0);
+    CHECK_INT(sink_open(&k, &sl_sink_file, yaml), SL_ESTATE);
+    CHECK(strstr(k.err.msg, "there is no manifest ") && strstr(k.err.msg, saved));
+    CHECK(strstr(k.err.msg, "g1/x.ndjson exists"));
+    CHECK(strstr(k.err.msg, "Restore the manifest, or remove or move the old output files"));
+    CHECK(strstr(k.err.msg, "`sluice reset` does not help"));
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("g1/x.ndjson")), "{\"n\":1}\n{\"n\":2}\n");
+    CHECK(!exists(saved));
+    /* Restored: runs on where it was. */
+    REQUIRE(rename(tpath("g1.manifest"), saved) == 0);
+    REQUIRE(sink_open(&k, &sl_sink_file, yaml) == SL_OK);
+    CHECK_STR(committed_pos(&k, "clicks"), "p1");
+    sink_close(&k);
+
+    /* A numbered file alone is output of this sink too. */
+    REQUIRE(mkdir(tpath("g2"), 0755) == 0);
+    put_file(tpath("g2/x.12.ndjson"), "{\"n\":1}\n");
+    CHECK_INT(sink_open(&k, &sl_sink_file, "path: g2/x.ndjson\nid_field: \"\"\n"), SL_ESTATE);
+    CHECK(strstr(k.err.msg, "g2/x.12.ndjson exists"));
+    sink_close(&k);
+
+    /* An in-progress file with this sink's tag (a crash, then the manifest deleted). */
+    crash_child("path: g3/x.ndjson\nid_field: \"\"\n");
+    snprintf(saved, sizeof saved, "%s", temp_of("g3/x.ndjson"));
+    REQUIRE(saved[0]);
+    REQUIRE(unlink(manifest_of("g3")) == 0);
+    CHECK_INT(sink_open(&k, &sl_sink_file, "path: g3/x.ndjson\nid_field: \"\"\n"), SL_ESTATE);
+    CHECK(strstr(k.err.msg, saved) != NULL);
+    sink_close(&k);
+    CHECK_STR(slurp(saved), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+
+    /* Not output of this sink: other names, another sink's in-progress file, a file in
+     * another directory. A fresh start goes ahead and leaves them alone. */
+    REQUIRE(mkdir(tpath("g4"), 0755) == 0);
+    put_file(tpath("g4/x.ndjson.bak"), "a\n");
+    put_file(tpath("g4/x.01.ndjson"), "b\n");
+    put_file(tpath("g4/x.1.json"), "c\n");
+    put_file(tpath("g4/y.ndjson"), "d\n");
+    put_file(tpath("g4/.x.ndjson.00000000.inprogress"), "e\n");
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: g4/x.ndjson\nid_field: \"\"\n") == SL_OK);
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p1", 1), SL_OK);
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("g4/x.ndjson")), "{\"n\":3}\n");
+    CHECK_STR(slurp(tpath("g4/.x.ndjson.00000000.inprogress")), "e\n");
+    CHECK_STR(slurp(tpath("g4/x.01.ndjson")), "b\n");
+
+    /* After `sluice reset` set a damaged manifest aside, delivering again is what was asked. */
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: g5/x.ndjson\nid_field: \"\"\n") == SL_OK);
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p1", 1), SL_OK);
+    sink_close(&k);
+    snprintf(saved, sizeof saved, "%s", manifest_of("g5"));
+    put_file(saved, "{not json");
+    opt_inspect = 1;
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: g5/x.ndjson\nid_field: \"\"\n") == SL_OK);
+    CHECK_INT(k.p->reset(k.state, NULL, &k.err), SL_OK);
+    sink_close(&k);
+    opt_inspect = 0;
+    CHECK(!exists(saved));
+    REQUIRE(sink_open(&k, &sl_sink_file, "path: g5/x.ndjson\nid_field: \"\"\n") == SL_OK);
+    CHECK_INT(write_lines(&k, B2, N(B2), 0, "p1", 1), SL_OK);
+    sink_close(&k);
+    CHECK_STR(slurp(tpath("g5/x.1.ndjson")), "{\"n\":3}\n");
 }
 
 /* ---- bench ------------------------------------------------------------------------------- */
@@ -802,9 +1214,17 @@ int main(int argc, char **argv)
     RUN(t_unknown_format_refused);
     RUN(t_id_field);
     RUN(t_reset);
+    RUN(t_rewind);
+    RUN(t_rewind_at_least_once);
     RUN(t_inspect_creates_nothing);
     RUN(t_roll_interval);
     RUN(t_at_least_once);
+    RUN(t_cadence_every_batch);
+    RUN(t_cadence_long_interval);
+    RUN(t_cadence_interval_passes);
+    RUN(t_cadence_bytes_and_roll);
+    RUN(t_cadence_kill9);
+    RUN(t_guard_lost_manifest);
     RUN(t_kill9_random);
     sl_json_parser_destroy(parser);
     int rc = TEST_DONE();

@@ -12,12 +12,19 @@
  * the extension); a new file takes the first number whose final and in-progress names are
  * both free, so a finished file is never appended to or overwritten.
  *
- * The commit (delivery: exactly_once). After a batch is appended: fsync the in-progress
- * file, then write the manifest: a temporary file, fsync, rename over the manifest, fsync
- * of its directory. The manifest (docs/internals/file-sink.md has its fields) names the
- * in-progress file and its committed length, the finished files, and per source the
- * position after the last committed batch. The rename is the commit point: before it the
- * old manifest describes a shorter file and an older position, after it the new ones.
+ * The commit (delivery: exactly_once). Every batch is appended to the in-progress file; a
+ * commit makes everything appended so far durable: fsync the in-progress file, then write
+ * the manifest: a temporary file, fsync, rename over the manifest, fsync of its directory.
+ * The manifest (docs/internals/file-sink.md has its fields) names the in-progress file and
+ * its committed length, the finished files, and per source the position after the last
+ * committed batch. The rename is the commit point: before it the old manifest describes a
+ * shorter file and an older position, after it the new ones. A commit happens at the first
+ * batch once `commit_interval` has passed since the last one (every batch when it is 0),
+ * once `commit_bytes` are uncommitted, before a file is finished, at flush and at close.
+ * It names only bytes fsynced before it and the positions of exactly the batches those
+ * bytes hold, so a crash loses only uncommitted appends: recovery cuts them off and the
+ * sources read them again from the committed positions. committed() and commit_info()
+ * report the last commit, never the appends after it.
  *
  * Recovery (init). The manifest's temporary file is removed (a torn one is just a commit
  * that did not happen); the in-progress file is cut back to the committed length (a batch
@@ -27,11 +34,20 @@
  * after a kill -9 at any instant the outputs hold exactly the records up to the committed
  * positions, which is where the sources resume (the engine asks committed()).
  *
+ * Without a manifest (init). A fresh start must find no output of this sink: an in-progress
+ * file with its tag, or a file its path names, means the manifest was lost, and starting
+ * over would write every record again beside the old ones; init refuses and says so.
+ *
  * delivery: at_least_once. No fsync and no manifest per batch; the manifest is written
  * when a file is opened or finished and at flush/close. After a crash the uncommitted tail
  * is still cut off, so the output holds no partial and no repeated record, but everything
  * since the last manifest write is read and written again, and must still be readable at
  * the source.
+ *
+ * Reset and rewind (`sluice reset`). reset() drops a source's entry from the manifest and
+ * rewind() sets its position back; both write the manifest as a commit does and keep every
+ * output file, so what the next run delivers again is appended beside the records already
+ * there (the outputs then hold those records twice, which is what the user asked for).
  *
  * Failures. A batch that fails is undone (the in-progress file is cut back to its size
  * before the batch). A full disk returns SL_RETRY after that; other I/O errors are fatal.
@@ -69,9 +85,13 @@
 /* What the manifest says about one source. */
 struct src_entry {
     char *name;       /* sl_malloc'd */
-    char *position;   /* sl_malloc'd, or NULL */
+    char *position;   /* sl_malloc'd, or NULL: after the last batch appended */
     uint64_t records; /* records written for this source, in total */
     uint64_t commit_ns;
+    /* As of the last manifest write (what committed()/commit_info() report). c_position
+     * is either NULL, position itself (shared), or its own sl_malloc'd string. */
+    char *c_position;
+    uint64_t c_records, c_commit_ns;
 };
 
 /*
@@ -86,6 +106,9 @@ struct src_entry {
  *      cur and tmp lie below root (their names relative to root are what the manifest
  *      stores).
  *   5. finished holds at most FILE_KEEP_FINISHED names, oldest first.
+ *   6. Every manifest write names only bytes already fsynced (with fsync on): length is
+ *      size only when the appends up to size were fsynced by commit(), or size is 0.
+ *   7. The c_* fields (sources and sink) equal what the manifest on disk holds.
  */
 struct file_sink {
     const char *name;     /* component name (outlives the state) */
@@ -95,6 +118,9 @@ struct file_sink {
     int exactly_once, inspect, do_fsync;
     uint64_t max_bytes;
     uint64_t roll_ns;                         /* 0: no roll_interval */
+    uint64_t commit_every_ns;                 /* commit_interval; 0: every batch */
+    uint64_t commit_bytes;                    /* 0: no commit_bytes */
+    uint64_t last_commit_mono;                /* CLOCK_MONOTONIC of the last manifest write */
     char id_field[SL__SINK_ID_FIELD_MAX + 1]; /* "" when switched off */
     char tag[9];                              /* 8 hex digits of (pipeline, sink) */
     char root[PATH_MAX];                      /* fixed directory part of the template */
@@ -105,10 +131,11 @@ struct file_sink {
     unsigned index;
     int fd;
     uint64_t size, committed, opened_ns;
-    int created; /* tmp was created since the last commit: fsync its directory */
-    int dirty;   /* memory is ahead of the manifest (invariant 2) */
-    int broken;  /* a rollback failed: leave the files to the next start's recovery */
-    int damaged; /* inspect mode: the manifest could not be used (damage_msg says why) */
+    int created;     /* tmp was created since the last commit: fsync its directory */
+    int dirty;       /* memory is ahead of the manifest (invariant 2) */
+    int broken;      /* a rollback failed: leave the files to the next start's recovery */
+    int damaged;     /* inspect mode: the manifest could not be used (damage_msg says why) */
+    int no_manifest; /* init found no manifest */
     char damage_msg[SL_ERROR_MSG_MAX];
     /* the rest of the manifest */
     char *finished[FILE_KEEP_FINISHED];
@@ -117,6 +144,7 @@ struct file_sink {
     struct src_entry *srcs;
     size_t nsrcs;
     uint64_t records, commit_ns;
+    uint64_t c_records, c_commit_ns; /* as of the last manifest write (invariant 7) */
     struct sl_buf out, mbuf;
 };
 
@@ -141,6 +169,19 @@ static const struct sl_option file_options[] = {
      .def = "0",
      .help = "Finish a file once it has been open this long (checked when a batch arrives); "
              "0 never does."},
+    {.name = "commit_interval",
+     .type = SL_OPT_DURATION,
+     .def = "250ms",
+     .help = "exactly_once: commit (fsync + manifest) at the first batch after this much time "
+             "since the last commit, and at every file roll, flush and close; batches in "
+             "between are appended but not yet committed. 0 commits every batch. Longer "
+             "means fewer fsyncs and more throughput, but output becomes committed (and a "
+             "crash re-reads) up to this much later."},
+    {.name = "commit_bytes",
+     .type = SL_OPT_SIZE,
+     .def = "0",
+     .help = "exactly_once: also commit once this many bytes were appended since the last "
+             "commit; 0 never does."},
     {.name = "fsync",
      .type = SL_OPT_BOOL,
      .def = "true",
@@ -328,6 +369,14 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* For commit_interval: immune to the wall clock being set. */
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* ---- the manifest in memory -------------------------------------------------------------- */
 
 static struct src_entry *find_src(struct file_sink *s, const char *name)
@@ -351,11 +400,37 @@ static struct src_entry *add_src(struct file_sink *s, const char *name, size_t n
     return e;
 }
 
+/* Replace e->position by p (owned by the entry from now on), keeping a shared c_position. */
+static void set_position(struct src_entry *e, char *p)
+{
+    if (e->position != e->c_position)
+        sl_free(e->position);
+    e->position = p;
+}
+
 static void drop_src(struct file_sink *s, size_t i)
 {
     sl_free(s->srcs[i].name);
-    sl_free(s->srcs[i].position);
+    set_position(&s->srcs[i], NULL);
+    sl_free(s->srcs[i].c_position);
     s->srcs[i] = s->srcs[--s->nsrcs];
+}
+
+/* The manifest on disk now holds the state in memory: remember it as committed
+ * (invariant 7). Shares the position strings, so it cannot fail. */
+static void mark_committed(struct file_sink *s)
+{
+    for (size_t i = 0; i < s->nsrcs; i++) {
+        struct src_entry *e = &s->srcs[i];
+        if (e->c_position != e->position) {
+            sl_free(e->c_position);
+            e->c_position = e->position;
+        }
+        e->c_records = e->records;
+        e->c_commit_ns = e->commit_ns;
+    }
+    s->c_records = s->records;
+    s->c_commit_ns = s->commit_ns;
 }
 
 /* Remember a finished file (invariant 5: the oldest name falls off). */
@@ -383,6 +458,7 @@ static void clear_manifest_state(struct file_sink *s)
     s->nfinished = 0;
     s->finished_total = 0;
     s->records = s->commit_ns = 0;
+    s->c_records = s->c_commit_ns = 0;
 }
 
 /* Serialize the state as manifest format 1 into s->mbuf. */
@@ -477,6 +553,8 @@ static sl_rc manifest_write(struct file_sink *s, struct sl_error *err)
     /* Committed from here on, even if the directory sync below fails (callers check dirty). */
     s->committed = s->size;
     s->dirty = 0;
+    s->last_commit_mono = mono_ns();
+    mark_committed(s);
     if (s->do_fsync && (rc = sync_parent_dir(s->manifest, err)))
         return rc;
     return SL_OK;
@@ -558,8 +636,10 @@ static sl_rc manifest_read(struct file_sink *s, struct sl_error *err)
     sl_arena_init(&a, 0);
     int fd = open(s->manifest, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
+        if (errno == ENOENT || errno == ENOTDIR) {
+            s->no_manifest = 1;
             return SL_OK; /* nothing committed yet (the first write reports a bad directory) */
+        }
         return sl_error_sys(err, SL_EIO, errno, "opening %s", s->manifest);
     }
     struct stat st;
@@ -701,6 +781,107 @@ out:
 }
 
 /* ---- recovery ------------------------------------------------------------------------------ */
+
+/*
+ * Whether the directory of path holds output of this sink: an in-progress file with its
+ * tag, or (base != NULL) a file named like base or one of its numbered names. found gets
+ * the first such path. A directory that cannot be listed holds nothing.
+ */
+#define FOUND_MAX (PATH_MAX + 256) /* a directory and a name in it */
+
+static int find_output(const struct file_sink *s, const char *path, const char *base, char *found)
+{
+    char dir[PATH_MAX], suffix[32];
+    parent_of(path, dir);
+    snprintf(suffix, sizeof suffix, ".%s.inprogress", s->tag);
+    size_t sl = strlen(suffix);
+    /* base's last component split around the number rotated_name inserts. */
+    const char *bname = NULL, *ext = "";
+    size_t stem = 0;
+    if (base) {
+        const char *slash = strrchr(base, '/');
+        bname = slash ? slash + 1 : base;
+        const char *dot = strrchr(bname, '.');
+        if (dot && dot != bname)
+            ext = dot;
+        stem = (size_t)((*ext ? ext : bname + strlen(bname)) - bname);
+    }
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    int hit = 0;
+    while (!hit && (de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        size_t len = strlen(n);
+        if (n[0] == '.' && len > sl + 1 && strcmp(n + len - sl, suffix) == 0) {
+            hit = 1;
+        } else if (bname && strcmp(n, bname) == 0) {
+            hit = 1;
+        } else if (bname && strncmp(n, bname, stem) == 0 && n[stem] == '.') {
+            /* stem.N.ext (stem.N without an extension), N a number from 1 */
+            const char *q = n + stem + 1;
+            size_t digits = strspn(q, "0123456789");
+            hit = digits > 0 && q[0] != '0' && strcmp(q + digits, ext) == 0;
+        }
+        if (hit)
+            snprintf(found, FOUND_MAX, "%s/%s", dir, n);
+    }
+    closedir(d);
+    return hit;
+}
+
+/* Whether `sluice reset` set a damaged manifest aside here (MANIFEST.damaged-NS). */
+static int manifest_set_aside(const struct file_sink *s)
+{
+    const char *slash = strrchr(s->manifest, '/');
+    const char *mname = slash ? slash + 1 : s->manifest;
+    char prefix[PATH_MAX + 16];
+    snprintf(prefix, sizeof prefix, "%s.damaged-", mname);
+    DIR *d = opendir(s->root[0] ? s->root : "/");
+    if (!d)
+        return 0;
+    struct dirent *de;
+    int hit = 0;
+    while (!hit && (de = readdir(d)) != NULL)
+        hit = strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return hit;
+}
+
+/*
+ * No manifest: refuse to start when output of this sink is already there. The manifest
+ * is what says which records those files hold; without it the sources would be read from
+ * the start and every record written again beside the old ones. A fresh start (nothing
+ * found) and a start after `sluice reset` set a damaged manifest aside go ahead.
+ */
+static sl_rc guard_lost_manifest(struct file_sink *s, struct sl_error *err)
+{
+    char now_base[PATH_MAX], found[FOUND_MAX];
+    sl_rc rc;
+    if ((rc = expand_path(s, time(NULL), now_base, err)))
+        return rc;
+    char root_probe[PATH_MAX + 4];
+    snprintf(root_probe, sizeof root_probe, "%s/x", s->root);
+    if (!find_output(s, now_base, now_base, found) && !find_output(s, root_probe, NULL, found))
+        return SL_OK;
+    if (manifest_set_aside(s)) {
+        sl_warn(s->name,
+                "no manifest %s but %s exists; a damaged manifest was set aside by `sluice "
+                "reset`, so delivering everything again as asked",
+                s->manifest, found);
+        return SL_OK;
+    }
+    return sl_error_set(err, SL_ESTATE,
+                        "sink %s: there is no manifest %s, but %s exists: output of an earlier "
+                        "run whose manifest was deleted or moved. Without the manifest the sink "
+                        "cannot tell which records that output holds, and starting over would "
+                        "write all of them again. Restore the manifest, or remove or move the "
+                        "old output files of this sink (its in-progress .*.%s.inprogress files "
+                        "and the files its path names) before running again; `sluice reset` "
+                        "does not help, there is no manifest to reset",
+                        s->name, s->manifest, found, s->tag);
+}
 
 /* Delete this sink's in-progress files in the directory of path other than s->tmp. */
 static sl_rc delete_unknown_temps(struct file_sink *s, const char *path, struct sl_error *err)
@@ -974,7 +1155,7 @@ static sl_rc split_template(struct file_sink *s, const char *tmpl, const char *d
 static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_error *err)
 {
     const char *tmpl, *format;
-    uint64_t max_bytes, roll_ms;
+    uint64_t max_bytes, roll_ms, commit_ms, commit_bytes;
     int do_fsync;
     char id_field[SL__SINK_ID_FIELD_MAX + 1];
     sl_rc rc = sl_cfg_get_str(ctx->node, "path", NULL, &tmpl, err);
@@ -988,6 +1169,8 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     if ((rc = sl_cfg_get_str(ctx->node, "format", "ndjson", &format, err)) ||
         (rc = sl_cfg_get_size(ctx->node, "max_bytes", 0, &max_bytes, err)) ||
         (rc = sl_cfg_get_duration(ctx->node, "roll_interval", 0, &roll_ms, err)) ||
+        (rc = sl_cfg_get_duration(ctx->node, "commit_interval", 250, &commit_ms, err)) ||
+        (rc = sl_cfg_get_size(ctx->node, "commit_bytes", 0, &commit_bytes, err)) ||
         (rc = sl_cfg_get_bool(ctx->node, "fsync", 1, &do_fsync, err)) ||
         (rc = sl__sink_id_field(ctx, id_field, err)))
         return rc;
@@ -1010,6 +1193,8 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     s->do_fsync = do_fsync;
     s->max_bytes = max_bytes;
     s->roll_ns = roll_ms * 1000000u;
+    s->commit_every_ns = commit_ms * 1000000u;
+    s->commit_bytes = commit_bytes;
     memcpy(s->id_field, id_field, sizeof id_field);
     sl_buf_init(&s->out, FILE_BUF_MAX);
     sl_buf_init(&s->mbuf, FILE_MANIFEST_MAX);
@@ -1044,8 +1229,12 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     }
     if (rc)
         goto fail;
+    mark_committed(s);
+    if (!s->inspect && s->no_manifest && (rc = guard_lost_manifest(s, err)))
+        goto fail;
     if (!s->inspect && (rc = recover(s, err)))
         goto fail;
+    s->last_commit_mono = mono_ns();
     *state = s;
     return SL_OK;
 fail:
@@ -1071,8 +1260,7 @@ static sl_rc note_batch(struct file_sink *s, const struct sl_batch *b, uint32_t 
         char *p = sl_strdup(b->position);
         if (!p)
             return sl_error_set(err, SL_ENOMEM, "out of memory");
-        sl_free(e->position);
-        e->position = p;
+        set_position(e, p);
     }
     e->records += written;
     e->commit_ns = when;
@@ -1080,6 +1268,21 @@ static sl_rc note_batch(struct file_sink *s, const struct sl_batch *b, uint32_t 
     s->commit_ns = when;
     s->dirty = 1;
     return SL_OK;
+}
+
+/*
+ * Whether the batch just appended must be committed now (exactly_once): always with
+ * commit_interval 0, else once the interval has passed since the last manifest write or
+ * commit_bytes are waiting. The appends in between stay uncommitted (dirty): recovery cuts
+ * them off after a crash, and finish_current, flush and close commit them.
+ */
+static int commit_due(const struct file_sink *s)
+{
+    if (s->commit_every_ns == 0)
+        return 1;
+    if (s->commit_bytes && s->size - s->committed >= s->commit_bytes)
+        return 1;
+    return mono_ns() - s->last_commit_mono >= s->commit_every_ns;
 }
 
 /* Undo a failed batch: cut the in-progress file back to start_size. */
@@ -1172,7 +1375,7 @@ static sl_rc file_process(void *state, struct sl_batch *b, struct sl_worker *w,
     }
     if ((rc = note_batch(s, b, written, now_ns(), err)))
         goto fail;
-    if (s->exactly_once && (rc = commit(s, err))) {
+    if (s->exactly_once && commit_due(s) && (rc = commit(s, err))) {
         if (!s->dirty) {
             /* The manifest was renamed into place: the batch is committed, only a later
              * sync failed. Undoing it now would leave the manifest ahead of the file. */
@@ -1191,9 +1394,11 @@ fail:
     if (s->nsrcs > saved_nsrcs)
         drop_src(s, s->nsrcs - 1); /* the entry note_batch added */
     if (e) {
-        /* e still points at the entry: note_batch never moves existing entries. */
-        sl_free(e->position);
-        *e = saved;
+        /* e still points at the entry: note_batch never moves existing entries. The c_*
+         * fields are left alone: no manifest write succeeded on this path. */
+        set_position(e, saved.position);
+        e->records = saved.records;
+        e->commit_ns = saved.commit_ns;
     }
     s->records = saved_records;
     s->commit_ns = saved_ns;
@@ -1216,7 +1421,7 @@ static sl_rc file_committed(void *state, const char *source, char **position, st
     if (s->damaged)
         return sl_error_set(err, SL_ESTATE, "%s", s->damage_msg);
     struct src_entry *e = source ? find_src(s, source) : NULL;
-    if (e && e->position && !(*position = sl_strdup(e->position)))
+    if (e && e->c_position && !(*position = sl_strdup(e->c_position)))
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     return SL_OK;
 }
@@ -1230,11 +1435,11 @@ static sl_rc file_commit_info(void *state, const char *source, uint64_t *records
         return sl_error_set(err, SL_ESTATE, "%s", s->damage_msg);
     struct src_entry *e = source ? find_src(s, source) : NULL;
     if (e) {
-        *records = e->records;
-        *commit_ns = e->commit_ns;
+        *records = e->c_records;
+        *commit_ns = e->c_commit_ns;
     } else if (!source) { /* all sources together */
-        *records = s->records;
-        *commit_ns = s->commit_ns;
+        *records = s->c_records;
+        *commit_ns = s->c_commit_ns;
     }
     return SL_OK;
 }
@@ -1265,6 +1470,76 @@ static sl_rc file_reset(void *state, const char *source, struct sl_error *err)
     }
     s->size = s->committed; /* the manifest keeps the committed length of a file in progress */
     return manifest_write(s, err);
+}
+
+/*
+ * Set the committed position of source to position (`sluice reset --to-position`): the
+ * manifest is written again (temp, fsync, rename, directory fsync, as every commit) with
+ * only that entry changed; its records count is kept and its commit time becomes now.
+ * Output files are kept as they are: the records after position are delivered again and
+ * appended (to a new file once the current one is finished), so the outputs then hold
+ * them twice. On failure the manifest on disk and the state in memory are both unchanged.
+ * Whether position lies behind the old one is the caller's question (the source orders
+ * positions; the sink cannot).
+ */
+static sl_rc file_rewind(void *state, const char *source, const char *position,
+                         struct sl_error *err)
+{
+    struct file_sink *s = state;
+    sl_rc rc;
+    if (!source || !position)
+        return sl_error_set(err, SL_EINVAL, "sink %s: rewind needs a source and a position",
+                            s->name);
+    if (s->damaged)
+        return sl_error_set(err, SL_ESTATE,
+                            "%s; a damaged manifest cannot be rewound, only set aside by a reset "
+                            "to the start",
+                            s->damage_msg);
+    if (s->broken)
+        return sl_error_set(err, SL_ESTATE,
+                            "sink %s: a failed batch could not be undone; restart the pipeline "
+                            "so that recovery cuts it off, then rewind",
+                            s->name);
+    /* A running sink first commits what it holds, so the manifest names all of it. */
+    if (!s->inspect && s->dirty && (rc = commit(s, err)))
+        return rc;
+    char *copy = sl_strdup(position);
+    if (!copy)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    struct src_entry *e = find_src(s, source);
+    int added = 0;
+    if (!e) {
+        if (!(e = add_src(s, source, strlen(source)))) {
+            sl_free(copy);
+            return sl_error_set(err, s->nsrcs >= FILE_MAX_SOURCES ? SL_ELIMIT : SL_ENOMEM,
+                                "sink %s: cannot add source %s to the manifest (at most %d "
+                                "sources, or out of memory)",
+                                s->name, source, FILE_MAX_SOURCES);
+        }
+        added = 1;
+    }
+    char *old = e->position;
+    int shared = old == e->c_position; /* then c_position owns old */
+    uint64_t old_ns = e->commit_ns;
+    e->position = copy;
+    e->commit_ns = now_ns();
+    s->dirty = 1; /* invariant 2: memory is ahead until manifest_write renames */
+    rc = manifest_write(s, err);
+    if (rc && s->dirty) {
+        /* Not renamed into place: the manifest on disk still has the old entry. */
+        if (added) {
+            drop_src(s, (size_t)(e - s->srcs)); /* the last entry: nothing moves */
+        } else {
+            sl_free(e->position);
+            e->position = old;
+            e->commit_ns = old_ns;
+            old = NULL;
+        }
+        s->dirty = 0;
+    }
+    if (!shared)
+        sl_free(old); /* else mark_committed freed it, or it is e->position again */
+    return rc;
 }
 
 static sl_rc file_flush(void *state, struct sl_error *err)
@@ -1315,6 +1590,7 @@ const struct sl_plugin sl_sink_file = {
     .committed = file_committed,
     .commit_info = file_commit_info,
     .reset = file_reset,
+    .rewind = file_rewind,
     .flush = file_flush,
     .close = file_close,
 };
