@@ -27,13 +27,11 @@
 #include "sluice/plugin.h"
 #include "sluice/record.h"
 #include "test.h"
+#include "sink_fixture.h"
 
 extern const struct sl_plugin sl_sink_file;
 
-static char tmpdir[256];
 static int opt_exactly_once = 1, opt_inspect; /* what sink_open passes to init */
-static struct sl_json_parser *parser;
-static const char *const source_names[] = {"clicks", "orders"};
 
 /* ---- counting the sink's fsyncs and manifest renames ------------------------------------ */
 
@@ -60,197 +58,18 @@ int rename(const char *from, const char *to)
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/sluice-test-sinks-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-}
-
-static void remove_tmpdir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
-/* A path inside the scratch directory (static buffer rotated over 8 slots). */
-static const char *tpath(const char *rel)
-{
-    static char bufs[8][512];
-    static int k;
-    char *b = bufs[k++ % 8];
-    snprintf(b, 512, "%s/%s", tmpdir, rel);
-    return b;
-}
-
-/* The whole content of a file in a static buffer, or NULL when it cannot be read. */
-static const char *slurp(const char *path)
-{
-    static char buf[1 << 16];
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static void put_file(const char *path, const char *content)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    fputs(content, f);
-    fclose(f);
-}
-
 /*
  * A batch from NDJSON lines: record i gets line i + 1, offset 100 * i and id {seed, i}.
  * Every record is parsed. Lines that do not parse are left unparsed and rejected.
  */
-static struct sl_batch *make_batch(const char *const *lines, size_t n, uint32_t source,
-                                   const char *position, uint64_t seed)
-{
-    struct sl_batch *b;
-    if (sl_batch_create(0, &b) != SL_OK)
-        return NULL;
-    b->source = source;
-    b->origin = "data/in.ndjson";
-    b->position = position ? sl_arena_strdup(&b->arena, position) : NULL;
-    for (size_t i = 0; i < n; i++) {
-        struct sl_record *r = sl_batch_add(b);
-        size_t len = strlen(lines[i]);
-        char *text = sl_arena_strndup(&b->arena, lines[i], len);
-        r->text = r->orig = text;
-        r->text_len = r->orig_len = (uint32_t)len;
-        r->line = (uint32_t)i + 1;
-        r->offset = 100 * i;
-        r->id[0] = seed;
-        r->id[1] = i;
-        struct sl_json_error je;
-        if (sl_record_parse(r, parser, 0, &b->arena, &je) == SL_OK)
-            r->flags |= SL_REC_PARSED;
-        else
-            sl_record_reject(b, r, "test", "parse error: %s", je.msg);
-    }
-    return b;
-}
 
-struct sink {
-    const struct sl_plugin *p;
-    struct sl_cfg_doc *doc;
-    struct sl_plugin_ctx ctx;
-    void *state;
-    struct sl_worker w;
-    struct sl_error err;
-};
-
-/*
- * Load yaml as the sink's own map and run init. Returns init's code. The protocol tests
- * expect a commit per batch, so commit_interval is 0 unless yaml sets it.
- */
+/* Open with the delivery mode and inspect flag the test chose; commit every batch by default. */
 static sl_rc sink_open(struct sink *k, const struct sl_plugin *p, const char *yaml)
 {
-    static char with_interval[4096];
-    memset(k, 0, sizeof *k);
-    k->p = p;
-    if (!strstr(yaml, "commit_interval")) {
-        snprintf(with_interval, sizeof with_interval, "commit_interval: 0\n%s", yaml);
-        yaml = with_interval;
-    }
-    sl_rc rc = sl_cfg_load_string(yaml, strlen(yaml), "sink.yaml", tmpdir, &k->doc, &k->err);
-    if (rc) {
-        fprintf(stderr, "config: %s\n", k->err.msg);
-        return rc;
-    }
-    k->ctx.pipeline = "clicks_to_db";
-    k->ctx.name = "out";
-    k->ctx.doc = k->doc;
-    k->ctx.node = k->doc->root;
-    k->ctx.state_dir = tmpdir;
-    k->ctx.max_depth = 128;
-    k->ctx.exactly_once = opt_exactly_once;
-    k->ctx.inspect = opt_inspect;
-    k->ctx.source_names = source_names;
-    k->ctx.nsources = 2;
-    k->w.parser = parser;
-    k->w.stage = "out";
-    k->w.max_depth = 128;
-    rc = p->init(&k->ctx, &k->state, &k->err);
-    if (rc)
-        k->state = NULL;
-    return rc;
-}
-
-static void sink_close(struct sink *k)
-{
-    if (k->p && k->p->close)
-        k->p->close(k->state);
-    k->state = NULL;
-    sl_cfg_destroy(k->doc);
-    k->doc = NULL;
-}
-
-static sl_rc sink_write(struct sink *k, struct sl_batch *b)
-{
-    sl_error_clear(&k->err);
-    sl_rc rc = k->p->process(k->state, b, &k->w, &k->err);
-    if (rc)
-        fprintf(stderr, "  (process: %s: %s)\n", sl_rc_name(rc), k->err.msg);
-    return rc;
-}
-
-/* Write lines as one batch and release it. */
-static sl_rc write_lines(struct sink *k, const char *const *lines, size_t n, uint32_t source,
-                         const char *position, uint64_t seed)
-{
-    struct sl_batch *b = make_batch(lines, n, source, position, seed);
-    if (!b)
-        return SL_ENOMEM;
-    sl_rc rc = sink_write(k, b);
-    sl_batch_unref(b);
-    return rc;
+    return fixture_open(k, p, yaml, opt_exactly_once, opt_inspect, 1);
 }
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-/* The in-progress file of final name rel ("" when there is none), as a path. */
-static const char *temp_of(const char *rel)
-{
-    static char found[1024];
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s", tpath(rel));
-    char *slash = strrchr(dir, '/');
-    *slash = '\0';
-    const char *base = slash + 1;
-    found[0] = '\0';
-    DIR *d = opendir(dir);
-    if (!d)
-        return found;
-    struct dirent *de;
-    size_t bl = strlen(base);
-    while ((de = readdir(d)) != NULL) {
-        const char *n = de->d_name;
-        size_t nl = strlen(n);
-        if (nl == 1 + bl + 1 + 8 + 11 && n[0] == '.' && strncmp(n + 1, base, bl) == 0 &&
-            strcmp(n + nl - 11, ".inprogress") == 0)
-            snprintf(found, sizeof found, "%s/%s", dir, n);
-    }
-    closedir(d);
-    return found;
-}
 
 /* The manifest of sink "out" of pipeline "clicks_to_db" in directory rel. */
 static const char *manifest_of(const char *rel)
