@@ -28,6 +28,7 @@ extern const struct sl_plugin sl_source_file;
 static const struct sl_plugin *const F = &sl_source_file;
 
 static char dir[256];
+static int open_once; /* src_open: run as with --once */
 
 static const char *path_of(const char *name)
 {
@@ -78,6 +79,7 @@ static sl_rc src_open(struct src *s, const char *yaml, uint32_t max_records, int
     s->ctx.max_depth = 64;
     s->ctx.exactly_once = 1;
     s->ctx.inspect = inspect;
+    s->ctx.once = open_once;
     return F->init(&s->ctx, &s->state, &s->err);
 }
 
@@ -611,6 +613,88 @@ static void test_v1_position(void)
     src_close(&s);
 }
 
+/*
+ * A followed file read by --once runs and following runs in turn: every position has the
+ * follow shape, the positions of all runs order like the batches that produced them, each
+ * run resumes exactly where the previous one stopped, and covers agrees with the order.
+ * Positions without follow (a changed option, an older checkpoint) order by their offset
+ * in the file, not by their shape.
+ */
+static void test_mode_switch(void)
+{
+    mkdir(path_of("ms"), 0755);
+    put("ms/x.ndjson", "{\"m\":1}\n{\"m\":2}\n{\"m\":3}\n{\"m\":4}\n", "wb");
+    const char *yaml = "path: ms/x.ndjson\nfollow: true\npoll_interval: 5ms\n";
+    struct src r[3];
+    const char *pos[16];
+    const struct sl_batch *bat[16];
+    size_t np = 0;
+    /* Run 0: --once, reads the four lines in two batches, stops. */
+    open_once = 1;
+    REQUIRE(src_open(&r[0], yaml, 2, 0) == SL_OK);
+    CHECK_INT(src_read(&r[0], 512), SL_EOF);
+    REQUIRE(r[0].nb == 2);
+    /* Run 1: following, resumed from run 0; reads the two lines appended since. */
+    put("ms/x.ndjson", "{\"m\":5}\n{\"m\":6}\n", "ab");
+    open_once = 0;
+    REQUIRE(src_open(&r[1], yaml, 2, 0) == SL_OK);
+    CHECK_INT(F->restore(r[1].state, r[0].b[1]->position, &r[1].err), SL_OK);
+    src_read(&r[1], 1);
+    REQUIRE(r[1].nb == 1);
+    /* Run 2: --once again, from run 1; a half-written line stays for later. */
+    put("ms/x.ndjson", "{\"m\":7}\n{\"m\":", "ab");
+    open_once = 1;
+    REQUIRE(src_open(&r[2], yaml, 2, 0) == SL_OK);
+    CHECK_INT(F->restore(r[2].state, r[1].b[0]->position, &r[2].err), SL_OK);
+    CHECK_INT(src_read(&r[2], 512), SL_EOF);
+    REQUIRE(r[2].nb == 1);
+    open_once = 0;
+    char *t0 = render(&r[0], 0), *t1 = render(&r[1], 0), *t2 = render(&r[2], 0);
+    CHECK(strstr(t0, "x.ndjson:1:0:{\"m\":1}:") == t0);
+    CHECK(strstr(t0, "x.ndjson:4:24:{\"m\":4}:") != NULL);
+    CHECK(strstr(t1, "x.ndjson:5:32:{\"m\":5}:") == t1);
+    CHECK(strstr(t1, "x.ndjson:6:40:{\"m\":6}:") != NULL);
+    CHECK(strstr(t2, "x.ndjson:7:48:{\"m\":7}:") == t2);
+    CHECK(strchr(t2, '\n') == t2 + strlen(t2) - 1); /* one record: the partial one waits */
+    free(t0);
+    free(t1);
+    free(t2);
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < r[k].nb; i++) {
+            CHECK(strncmp(r[k].b[i]->position, "{\"v\":2,\"follow\":1,", 18) == 0);
+            bat[np] = r[k].b[i];
+            pos[np++] = r[k].b[i]->position;
+        }
+    REQUIRE(np == 4);
+    for (size_t i = 0; i < np; i++)
+        for (size_t j = 0; j < np; j++) {
+            int want = (i > j) - (i < j);
+            CHECK_INT(F->position_cmp(r[0].state, pos[i], pos[j]), want);
+            /* Batch j's records are covered by position i exactly when j <= i. */
+            for (uint32_t x = 0; x < bat[j]->n; x++)
+                CHECK_INT(F->covers(r[2].state, pos[i], bat[j], x), j <= i);
+        }
+    /* Positions without follow: the same file read without the option, one record per
+     * batch; each is compared by its offset against the follow positions. */
+    struct src n;
+    REQUIRE(src_open(&n, "path: ms/x.ndjson\n", 1, 0) == SL_OK);
+    CHECK_INT(src_read(&n, 512), SL_EOF);
+    REQUIRE(n.nb == 8); /* seven lines and the unterminated last one */
+    static const int after[8] = {8, 16, 24, 32, 40, 48, 56, 61};
+    static const int follow_at[4] = {16, 32, 48, 56};
+    for (size_t i = 0; i < n.nb; i++)
+        for (size_t j = 0; j < np; j++) {
+            int want = (after[i] > follow_at[j]) - (after[i] < follow_at[j]);
+            int got = F->position_cmp(n.state, n.b[i]->position, pos[j]);
+            if (want)
+                CHECK_INT(got, want);
+            CHECK_INT(F->position_cmp(n.state, pos[j], n.b[i]->position), -got);
+        }
+    src_close(&n);
+    for (int k = 0; k < 3; k++)
+        src_close(&r[k]);
+}
+
 struct cover_job {
     struct src *p, *b;
     int bad;
@@ -754,6 +838,7 @@ int main(void)
     RUN(test_follow_rotation);
     RUN(test_follow_interleaving);
     RUN(test_v1_position);
+    RUN(test_mode_switch);
     RUN(test_covers_threads);
     RUN(test_covers_cost);
     RUN(test_alloc_failures);

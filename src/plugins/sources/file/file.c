@@ -16,7 +16,7 @@
  * Files and order: `path` is one file or a glob(3) pattern; matches are read in strcmp
  * order of their paths. Without follow, a file is read to its end (a last line without
  * '\n' is a record) and closed, then the next one; when all are done read() returns
- * SL_EOF. With follow (and not --once) every matched file stays open and is polled:
+ * SL_EOF. With follow every matched file stays open and is polled:
  *
  *        +-------+  data   +---------+  limits reached  +--------+
  *   ---->| poll  |-------->| reading |----------------->| return |
@@ -29,6 +29,13 @@
  *           |                warn, restart at 0.
  *           +-- every poll_interval: re-run the glob, follow renames by inode, pick up
  *               new files.
+ *
+ * A followed file that is still written never gives up a last line without '\n' (the
+ * writer may be in the middle of it). --once does not change how a followed source
+ * reads or the shape of its positions (the `follow` option alone decides both, so
+ * positions of --once runs and of following runs order and cover each other exactly);
+ * it only makes read() return SL_EOF once a pass over every file, after matching the
+ * pattern again, found nothing new. A half-written last line then stays for the next run.
  *
  * Identity and record ids: a file's identity is its device and inode plus a hash of its
  * first line (through the '\n') or of its first 1 KiB, whichever ends first (see
@@ -196,10 +203,15 @@ static const struct sl_batch_limits default_limits = {1024, (size_t)1 << 20};
  *      consumed over the source's history, the "total" of the next position; bytes of
  *      content an entry lets go (rotation, truncation, removal) move into base_bytes.
  *   5. pcache is touched only under lock; everything else only by the source thread.
+ *   6. follow is the configured option, whatever --once says: a followed source reads
+ *      the same way and writes positions of the same shape in every run, so positions
+ *      committed by --once runs and by following runs order and cover each other
+ *      exactly. --once only ends reading at the first pass that finds nothing new.
  */
 struct file_src {
     const char *pipeline, *name;
-    int follow; /* follow and not --once */
+    int follow; /* the `follow` option: reading and the shape of positions (invariant 6) */
+    int once;   /* --once: with follow, stop (SL_EOF) when a pass finds nothing new */
     int csv;
     uint64_t poll_ms;
     const char *pattern;
@@ -847,14 +859,31 @@ static int has_news(const struct file_src *s, const struct entry *e)
     return (uint64_t)pst.st_dev != e->dev || (uint64_t)pst.st_ino != e->ino;
 }
 
-/* Follow mode: poll every tracked file, rescan the glob every poll_interval. */
+/*
+ * Follow mode: poll every tracked file, rescan the glob every poll_interval. A line
+ * without its '\n' at the end of a file is never taken here (the writer may be in the
+ * middle of it); only a file rotated away or removed gives up its last partial line.
+ *
+ * With --once (s->once) reading is the same, so positions keep their shape; read()
+ * returns SL_EOF instead of waiting once a pass over every file, right after a fresh
+ * match of the pattern, found nothing new: a partial last line then stays for the next
+ * run. The confirming pass follows the quiet one at once (no sleep in between), so a
+ * --once run catches up with a file that is being appended to and ends.
+ */
 static sl_rc read_follow(struct file_src *s, struct sl_batch *b, struct sl_error *err)
 {
     uint64_t t0 = now_ns(), deadline = t0 + READ_BUDGET_NS;
+    int rescan = 0; /* once: match the pattern again before the confirming pass */
     sl_rc rc;
-    if (t0 - s->last_scan_ns >= s->poll_ms * 1000000ULL || !s->nfiles) {
+again:;
+    int busy = 0;    /* the pass stopped early or something changed: not "nothing new" */
+    int scanned = 0; /* this pass began with a fresh match of the pattern */
+    if (now_ns() - s->last_scan_ns >= s->poll_ms * 1000000ULL || !s->nfiles || rescan) {
+        size_t before = s->nfiles;
         if ((rc = scan_paths(s, err)))
             return rc;
+        busy = s->nfiles != before;
+        scanned = 1;
     }
     size_t n = s->nfiles, start = s->cur < s->nfiles ? s->cur : 0;
     /* The rest of a file rotated away before a restart is older than anything else. */
@@ -872,6 +901,7 @@ static sl_rc read_follow(struct file_src *s, struct sl_batch *b, struct sl_error
             rc = open_entry(s, i, err);
             if (rc == SL_ENOENT) {
                 remove_entry(s, i);
+                busy = 1;
                 continue;
             }
             if (rc)
@@ -886,19 +916,22 @@ static sl_rc read_follow(struct file_src *s, struct sl_batch *b, struct sl_error
                 return rc;
             if (b->n || s->win.off != before)
                 return finish_batch(s, b);
-            if (rc == SL_AGAIN)
+            if (rc == SL_AGAIN) {
+                busy = 1;
                 break;
+            }
             int st = check_file(s, i, b, &sp, &rc, err);
             if (rc && rc != SL_OK)
                 return rc;
+            if (st == 0)
+                break;
+            busy = 1;
             if (st < 0)
                 break;
             if (st == 2) /* entries re-sorted: indexes moved; the next call goes on */
                 return SL_AGAIN;
             if (b->n)
                 return finish_batch(s, b);
-            if (st == 0)
-                break;
             if (s->cur != i) {
                 rc = open_entry(s, i, err);
                 if (rc == SL_ENOENT)
@@ -909,6 +942,14 @@ static sl_rc read_follow(struct file_src *s, struct sl_batch *b, struct sl_error
         }
         if (s->nfiles < n) /* an entry was removed: indexes moved */
             break;
+    }
+    if (s->once) {
+        if (busy)
+            return SL_AGAIN;
+        if (scanned)
+            return SL_EOF; /* nothing new anywhere, new files included */
+        rescan = 1;
+        goto again;
     }
     /* Nothing new anywhere: wait a little here so callers need not spin. */
     uint64_t spent = now_ns() - t0, wait = s->poll_ms * 1000000ULL;
@@ -1342,8 +1383,11 @@ static int cmp_u64(uint64_t a, uint64_t b)
  *     position is not above a sink's committed one, and treating "ahead somewhere" as
  *     above makes it filter such a batch record by record with covers() instead, so a
  *     record is at worst delivered twice, never skipped.
- *   - A position without follow sorts below one with follow (a mode change between runs;
- *     this keeps the order total and sends a mixed restore to the older one).
+ *   - One of each (the `follow` option was changed between runs, or a checkpoint from a
+ *     version that wrote --once positions without follow): judged by the file the
+ *     position without follow is in (mixed_cmp). The shape never decides by itself:
+ *     a flag compared before the offsets would put a position that is far behind above
+ *     one that is ahead, and a restore from the "lowest" would then skip records.
  *   - Ties, and text that is not a position of this source, fall back to strcmp, so the
  *     order is total and 0 means the same text. NULL (no position) is lowest.
  */
@@ -1373,6 +1417,34 @@ static int follow_cmp(const struct ppos *a, const struct ppos *b)
     return cmp_u64(a->total, b->total);
 }
 
+/*
+ * A position without follow (n: one file, and every file sorting before it finished)
+ * against one with follow (w). n is ahead when its file lies beyond w's offset for that
+ * file (by identity; a file w does not know counts from 0); w is ahead when it read past
+ * n's offset in that file or read a file sorting after it. "Ahead" wins as in
+ * follow_cmp; when neither is, total decides.
+ */
+static int mixed_cmp(const struct ppos *n, const struct ppos *w)
+{
+    if (!n->n)
+        return w->n ? -1 : cmp_u64(n->total, w->total);
+    const struct pfile *nf = &n->f[0];
+    uint64_t woff = 0;
+    int w_ahead = 0;
+    for (size_t k = 0; k < w->n; k++) {
+        const struct pfile *wf = &w->f[k];
+        if (strcmp(wf->id, nf->id) == 0)
+            woff = wf->offset;
+        else if (strcmp(wf->path, nf->path) > 0 && wf->offset > 0)
+            w_ahead = 1;
+    }
+    if (nf->offset > woff)
+        return 1;
+    if (w_ahead || woff > nf->offset)
+        return -1;
+    return cmp_u64(n->total, w->total);
+}
+
 static int file_position_cmp(void *state, const char *a, const char *b)
 {
     (void)state;
@@ -1384,7 +1456,7 @@ static int file_position_cmp(void *state, const char *a, const char *b)
     if (ra || rb)
         c = (ra == SL_OK) - (rb == SL_OK);
     else if (pa.follow != pb.follow)
-        c = pa.follow - pb.follow;
+        c = pa.follow ? -mixed_cmp(&pb, &pa) : mixed_cmp(&pa, &pb);
     else if (pa.follow)
         c = follow_cmp(&pa, &pb);
     else if (pa.n != pb.n)
@@ -1705,7 +1777,8 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     }
     if (s->poll_ms == 0)
         s->poll_ms = 1;
-    s->follow = follow && !ctx->once;
+    s->follow = follow;
+    s->once = ctx->once;
     if (s->csv && (rc = sl__csv_configure(&s->csvr, ctx->doc, ctx->node, max_record, err))) {
         s->csv = 0;
         goto fail;
