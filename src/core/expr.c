@@ -1895,8 +1895,8 @@ static sl_rc parse_primary(struct parser *p, struct node **out)
         nd = new_node(p, N_CONST, p->t.pos);
         if (!nd)
             return nomem(p);
-        const char *s;
-        size_t len;
+        const char *s = NULL; /* set by decode_string on success; gcc -O2 cannot see it */
+        size_t len = 0;
         if ((rc = decode_string(p, p->t.pos, p->t.len, &s, &len)))
             return rc;
         nd->k = v_str(s, len);
