@@ -187,14 +187,16 @@ echo "bench: warming the page cache" >&2
 cat "$INPUT" >/dev/null
 
 # Every sluice run starts from nothing: no checkpoint to resume from, no earlier output.
+# The file sink keeps its manifest beside its output, so the output gets a directory of
+# its own and the whole directory goes.
 # shellcheck disable=SC2317 # called through $PREPARE
 fresh_sluice() {
-    rm -rf "$OUT/sluice-state" "$OUT/sluice.ndjson"
+    rm -rf "$OUT/sluice-state" "$OUT/sluice"
 }
 
 if wanted sluice; then
     echo "bench: sluice" >&2
-    PREPARE=fresh_sluice BENCH_INPUT=$INPUT BENCH_OUTPUT=$OUT/sluice.ndjson \
+    PREPARE=fresh_sluice BENCH_INPUT=$INPUT BENCH_OUTPUT=$OUT/sluice/sluice.ndjson \
         BENCH_STATE=$OUT/sluice-state measure sluice "$OUT/sluice.stdout" \
         "$SLUICE" run "$ROOT/bench/pipeline.yaml" --once --report "$OUT/sluice-report.json"
 fi
@@ -238,12 +240,12 @@ echo
 
 # --- verification ----------------------------------------------------------------------
 if wanted sluice && wanted jq && [ -s "$OUT/jq.ndjson" ] && [ -f "$OUT/sluice.time" ]; then
-    if [ ! -f "$OUT/sluice.ndjson" ]; then
-        echo "MISMATCH: sluice wrote no output file at $OUT/sluice.ndjson"
+    if [ ! -f "$OUT/sluice/sluice.ndjson" ]; then
+        echo "MISMATCH: sluice wrote no output file at $OUT/sluice/sluice.ndjson"
         KEEP=1
         exit 1
     fi
-    jq -S -c . "$OUT/sluice.ndjson" >"$OUT/sluice.norm"
+    jq -S -c . "$OUT/sluice/sluice.ndjson" >"$OUT/sluice.norm"
     jq -S -c . "$OUT/jq.ndjson" >"$OUT/jq.norm"
     n_sluice=$(wc -l <"$OUT/sluice.norm")
     n_jq=$(wc -l <"$OUT/jq.norm")
