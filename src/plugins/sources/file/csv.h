@@ -120,4 +120,38 @@ sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, s
 sl_rc sl__csv_read_header(struct sl__csv *c, struct sl__lines *l, int fd, const struct sl__emit *e,
                           struct sl_error *err);
 
+/*
+ * Option-table entries the file and stdin sources share (CSV dialect and the record size
+ * limit), so both validate and document them identically.
+ */
+#define SL__CSV_OPTIONS                                                                            \
+    {"max_record_bytes",                                                                           \
+     SL_OPT_SIZE,                                                                                  \
+     "1MiB",                                                                                       \
+     0,                                                                                            \
+     "Longest line (or CSV row) accepted; longer ones are rejected and skipped.",                  \
+     NULL},                                                                                        \
+        {"delimiter",                                                                              \
+         SL_OPT_STRING,                                                                            \
+         ",",                                                                                      \
+         0,                                                                                        \
+         "csv: the field separator, one character (\"tab\" for a tab).",                           \
+         NULL},                                                                                    \
+        {"quote", SL_OPT_STRING, "\"", 0, "csv: the quote character.", NULL},                      \
+        {"header", SL_OPT_BOOL, "true", 0, "csv: the first row (of each file) names the columns.", \
+         NULL},                                                                                    \
+        {"columns",                                                                                \
+         SL_OPT_LIST,                                                                              \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         "csv: column names (required with header: false; with a header, renames its "             \
+         "columns).",                                                                              \
+         NULL},                                                                                    \
+    {                                                                                              \
+        "types", SL_OPT_MAP, NULL, 0,                                                              \
+            "csv: column -> string|int|float|bool|json (default string; empty non-string -> "      \
+            "null).",                                                                              \
+            NULL                                                                                   \
+    }
+
 #endif

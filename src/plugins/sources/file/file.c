@@ -1852,22 +1852,11 @@ static const struct sl_option file_options[] = {
      "Keep reading appended data like tail -F, across rotation and truncation.", NULL},
     {"poll_interval", SL_OPT_DURATION, "250ms", 0,
      "follow: how often to look for new data and new files.", NULL},
-    {"max_record_bytes", SL_OPT_SIZE, "1MiB", 0,
-     "Longest line (or CSV row) accepted; longer ones are rejected and skipped.", NULL},
+    SL__CSV_OPTIONS,
     {"read_buffer", SL_OPT_SIZE, "1MiB", 0,
      "Bytes read per read(2) call (at least "
      "max_record_bytes + 64KiB is used).",
      NULL},
-    {"delimiter", SL_OPT_STRING, ",", 0,
-     "csv: the field separator, one character (\"tab\" "
-     "for a tab).",
-     NULL},
-    {"quote", SL_OPT_STRING, "\"", 0, "csv: the quote character.", NULL},
-    {"header", SL_OPT_BOOL, "true", 0, "csv: the first row of each file names the columns.", NULL},
-    {"columns", SL_OPT_LIST, NULL, 0,
-     "csv: column names (required with header: false; with a header, renames its columns).", NULL},
-    {"types", SL_OPT_MAP, NULL, 0,
-     "csv: column -> string|int|float|bool|json (default string; empty non-string -> null).", NULL},
     {NULL, 0, NULL, 0, NULL, NULL},
 };
 

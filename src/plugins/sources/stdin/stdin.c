@@ -180,18 +180,7 @@ fail:
 static const struct sl_option stdin_options[] = {
     {"format", SL_OPT_ENUM, "ndjson", 0, "ndjson: one JSON value per line; csv: RFC 4180 rows.",
      "ndjson|csv"},
-    {"max_record_bytes", SL_OPT_SIZE, "1MiB", 0,
-     "Longest line (or CSV row) accepted; longer ones are rejected and skipped.", NULL},
-    {"delimiter", SL_OPT_STRING, ",", 0,
-     "csv: the field separator, one character (\"tab\" "
-     "for a tab).",
-     NULL},
-    {"quote", SL_OPT_STRING, "\"", 0, "csv: the quote character.", NULL},
-    {"header", SL_OPT_BOOL, "true", 0, "csv: the first row names the columns.", NULL},
-    {"columns", SL_OPT_LIST, NULL, 0,
-     "csv: column names (required with header: false; with a header, renames its columns).", NULL},
-    {"types", SL_OPT_MAP, NULL, 0,
-     "csv: column -> string|int|float|bool|json (default string; empty non-string -> null).", NULL},
+    SL__CSV_OPTIONS,
     {NULL, 0, NULL, 0, NULL, NULL},
 };
 
