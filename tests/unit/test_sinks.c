@@ -825,6 +825,55 @@ static void t_sqlite_inspect_info_reset(void)
  * rewind (`sluice reset --to-position`): the checkpoint row's position is set, records kept,
  * updated_at renewed, the table's rows kept; a replay after it upserts (no duplicates).
  */
+/*
+ * exactly_once: the WAL stays within SQ_WAL_MAX frames plus one batch's over a run that
+ * writes several times that much, and close() leaves it checkpointed (no -wal file). The
+ * database is created with 512-byte pages so that the bound (16384 frames) is 8.4 MB.
+ */
+static void t_sqlite_wal_bounded(void)
+{
+    REQUIRE(mkdir(tpath("dbw"), 0755) == 0);
+    sqlite3 *db = db_open("dbw/w.db");
+    CHECK_STR(q(db, "PRAGMA page_size=512"), "");
+    CHECK_STR(q(db, "CREATE TABLE seed(x)"), "");
+    sqlite3_close(db);
+    struct sink k;
+    REQUIRE(sink_open(&k, &sl_sink_sqlite, "path: dbw/w.db\ntable: t\n") == SL_OK);
+    static char lines[500][480];
+    const char *ptrs[500];
+    struct stat st;
+    off_t before = 0, max_growth = 0;
+    for (int i = 0; i < 500; i++) {
+        snprintf(lines[i], sizeof lines[i], "{\"n\":%d,\"pad\":\"%0400d\"}", i, i);
+        ptrs[i] = lines[i];
+    }
+    for (int batch = 0; batch < 100; batch++) {
+        char pos[16];
+        snprintf(pos, sizeof pos, "%d", batch);
+        struct sl_batch *b = make_batch(ptrs, 500, 0, pos, (uint64_t)batch + 1);
+        REQUIRE(b);
+        CHECK_INT(sink_write(&k, b), SL_OK);
+        sl_batch_unref(b);
+        REQUIRE(stat(tpath("dbw/w.db-wal"), &st) == 0);
+        if (st.st_size - before > max_growth)
+            max_growth = st.st_size - before;
+        before = st.st_size;
+    }
+    /* The -wal file keeps its largest size when the WAL is rewound: that is the peak. */
+    off_t frame = 512 + 24, bound = 16384 * frame + 32;
+    CHECK(st.st_size <= bound + max_growth);
+    CHECK(max_growth < 4096 * frame); /* a batch is well under the bound's slack */
+    sink_close(&k);
+    CHECK(stat(tpath("dbw/w.db-wal"), &st) != 0 && errno == ENOENT);
+    REQUIRE(stat(tpath("dbw/w.db"), &st) == 0);
+    CHECK(st.st_size > 3 * 16384 * 512); /* the run wrote over three WALs' worth */
+    db = db_open("dbw/w.db");
+    CHECK_STR(q(db, "SELECT count(*), sum(n), min(length(pad)) FROM t"), "50000|12475000|400\n");
+    CHECK_STR(q(db, "SELECT position, records FROM _sluice_checkpoints"), "99|50000\n");
+    CHECK_STR(q(db, "PRAGMA journal_mode"), "wal\n");
+    sqlite3_close(db);
+}
+
 static void t_sqlite_rewind(void)
 {
     struct sink k;
@@ -1070,6 +1119,7 @@ int main(int argc, char **argv)
     RUN(t_sqlite_checkpoint_same_transaction);
     RUN(t_sqlite_inspect_info_reset);
     RUN(t_sqlite_rewind);
+    RUN(t_sqlite_wal_bounded);
     RUN(t_alloc_failures);
     sl_json_parser_destroy(parser);
     int rc = TEST_DONE();
