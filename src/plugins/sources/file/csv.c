@@ -473,6 +473,17 @@ static int type_parse(const char *s)
     return -1;
 }
 
+sl_rc sl__csv_reject_options(const struct sl_cfg_node *node, struct sl_error *err)
+{
+    static const char *const csv_only[] = {"delimiter", "quote", "header", "columns", "types"};
+    for (size_t i = 0; i < sizeof csv_only / sizeof csv_only[0]; i++) {
+        const struct sl_cfg_node *v = sl_cfg_get(node, csv_only[i]);
+        if (v)
+            return sl_cfg_error(err, v, "%s: only applies to format: csv", csv_only[i]);
+    }
+    return SL_OK;
+}
+
 sl_rc sl__csv_configure(struct sl__csv *c, const struct sl_cfg_doc *doc,
                         const struct sl_cfg_node *node, size_t max_record, struct sl_error *err)
 {

@@ -101,6 +101,12 @@ sl_rc sl__csv_configure(struct sl__csv *c, const struct sl_cfg_doc *doc,
                         const struct sl_cfg_node *node, size_t max_record, struct sl_error *err);
 void sl__csv_fini(struct sl__csv *c);
 
+/*
+ * For a source whose format is not csv: any CSV-only option in node is a mistake, not
+ * something to ignore. SL_ECONFIG at the option's position, else SL_OK.
+ */
+sl_rc sl__csv_reject_options(const struct sl_cfg_node *node, struct sl_error *err);
+
 /* A new input begins: its header (when header is true) is the next row read. */
 void sl__csv_input_begin(struct sl__csv *c);
 

@@ -1783,15 +1783,8 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
         s->csv = 0;
         goto fail;
     }
-    if (!s->csv) {
-        static const char *const csv_only[] = {"delimiter", "quote", "header", "columns", "types"};
-        for (size_t i = 0; i < 5; i++)
-            if (sl_cfg_get(ctx->node, csv_only[i])) {
-                rc = sl_cfg_error(err, sl_cfg_get(ctx->node, csv_only[i]),
-                                  "%s: only applies to format: csv", csv_only[i]);
-                goto fail;
-            }
-    }
+    if (!s->csv && (rc = sl__csv_reject_options(ctx->node, err)))
+        goto fail;
     s->is_glob = has_glob_chars(s->pattern);
     if (s->inspect) {
         /* Status and reset: no window, no input checks (the files may be gone); lag()

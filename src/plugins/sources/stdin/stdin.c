@@ -149,17 +149,10 @@ static sl_rc stdin_init(const struct sl_plugin_ctx *ctx, void **state, struct sl
         s->csv = 0;
         goto fail;
     }
-    if (!s->csv) {
-        static const char *const csv_only[] = {"delimiter", "quote", "header", "columns", "types"};
-        for (size_t i = 0; i < 5; i++)
-            if (sl_cfg_get(ctx->node, csv_only[i])) {
-                rc = sl_cfg_error(err, sl_cfg_get(ctx->node, csv_only[i]),
-                                  "%s: only applies to format: csv", csv_only[i]);
-                goto fail;
-            }
-    } else {
+    if (!s->csv && (rc = sl__csv_reject_options(ctx->node, err)))
+        goto fail;
+    if (s->csv)
         sl__csv_input_begin(&s->csvr);
-    }
     if ((rc = sl__lines_init(&s->win, 1 << 20, max_record)))
         goto fail;
     s->emit.limits = ctx->limits ? ctx->limits : &default_limits;
