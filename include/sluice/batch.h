@@ -53,6 +53,8 @@ struct sl_batch {
     const char *position; /* invariant 3 */
     uint64_t *outmask;    /* routing: one bit per output per record (route transform) */
     uint64_t ingest_ns;   /* CLOCK_REALTIME when the source emitted it */
+    uint32_t empty;       /* empty (or blank) lines the source skipped to fill it: counted,
+                             never records */
 };
 
 /* A new empty batch with one reference. arena_block 0 = 256 KiB. SL_OK / SL_ENOMEM. */
@@ -76,6 +78,14 @@ struct sl_record *sl_batch_add(struct sl_batch *b);
  */
 void sl_record_reject(struct sl_batch *b, struct sl_record *r, const char *stage, const char *fmt,
                       ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * As sl_record_reject, with the structured reason why (copied into the arena, strings
+ * included; why may be NULL). Keeps the first reason if already rejected.
+ */
+void sl_record_reject_why(struct sl_batch *b, struct sl_record *r, const char *stage,
+                          const struct sl_reject_info *why, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* Number of records that are neither dropped nor rejected. */
 uint32_t sl_batch_live(const struct sl_batch *b);

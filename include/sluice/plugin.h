@@ -34,6 +34,12 @@
 #include "sluice/json.h"
 #include "sluice/rc.h"
 
+enum { SL_PUBLISH_ACCEPT = 1, SL_PUBLISH_DISCARD, SL_PUBLISH_QUARANTINE };
+
+/* Write-audit-publish: hand one staged record (JSON, its record id) to the quarantine. */
+typedef sl_rc (*sl_publish_keep_fn)(void *ctx, const uint64_t id[2], const char *json, size_t len,
+                                    struct sl_error *err);
+
 enum sl_plugin_kind { SL_PLUGIN_SOURCE = 1, SL_PLUGIN_TRANSFORM, SL_PLUGIN_SINK };
 
 enum sl_opt_type {
@@ -66,6 +72,17 @@ struct sl_worker {
     const char *stage;             /* component name */
     unsigned index;                /* worker number within the stage, from 0 */
     uint32_t max_depth;            /* JSON nesting limit */
+    /*
+     * Sinks that reject records themselves (a constraint, a record that cannot be
+     * written) call keep_rejects(w, b, err) after marking them and before committing the
+     * batch: it makes every rejected record of b that is not yet kept durable in the
+     * dead-letter queue (and sets SL_REC_KEPT), so no commit ever covers a rejected
+     * record the DLQ does not hold (DESIGN §4: the DLQ follows the checkpoint protocol).
+     * Idempotent. Set by the engine (a no-op when the pipeline has no DLQ); NULL outside the engine
+     * (unit tests), so callers check it.
+     */
+    sl_rc (*keep_rejects)(struct sl_worker *w, struct sl_batch *b, struct sl_error *err);
+    void *engine; /* for keep_rejects */
 };
 
 /* What init gets. Everything here outlives the plugin's state. */
@@ -88,6 +105,8 @@ struct sl_plugin_ctx {
      * reset(), lag() and close() are called afterwards.
      */
     int inspect;
+    /* Sinks with publish(): stage this run's batches for write-audit-publish. */
+    int staged;
 };
 
 struct sl_plugin {
@@ -173,6 +192,22 @@ struct sl_plugin {
      * after it (`sluice reset --to-position`). Optional.
      */
     sl_rc (*rewind)(void *state, const char *source, const char *position, struct sl_error *err);
+
+    /*
+     * Sinks with write-audit-publish (optional). When ctx->staged is set (a `run --once`
+     * whose quality gates watch records this sink receives), process() writes each batch
+     * to a staging area and commits nothing to the target. After the last batch the
+     * engine calls publish exactly once with the run's verdict:
+     *   SL_PUBLISH_ACCEPT      move the staged records into the target and commit the
+     *                          positions, in one transaction;
+     *   SL_PUBLISH_DISCARD     drop the staged records; positions stay where they were;
+     *   SL_PUBLISH_QUARANTINE  pass every staged record to keep(), which makes it durable
+     *                          in the quarantine store, then commit the positions (the
+     *                          unit is consumed) and drop the staged records.
+     * A sink that starts with staged records left by a crash drops them.
+     */
+    sl_rc (*publish)(void *state, int verdict, sl_publish_keep_fn keep, void *keep_ctx,
+                     struct sl_error *err);
 
     /* Make everything written so far durable. Optional. */
     sl_rc (*flush)(void *state, struct sl_error *err);

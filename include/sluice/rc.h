@@ -33,7 +33,8 @@
     X(ESTATE, "invalid state")                                                                     \
     X(EDB, "database error")                                                                       \
     X(ECANCELED, "canceled")                                                                       \
-    X(EUNSUPPORTED, "not supported")
+    X(EUNSUPPORTED, "not supported")                                                               \
+    X(EGATE, "a quality gate failed")
 
 typedef int sl_rc;
 

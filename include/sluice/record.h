@@ -62,6 +62,33 @@ struct sl_edit {
 #define SL_REC_PARSED 0x1  /* tape is valid */
 #define SL_REC_DROPPED 0x2 /* removed by a filter or route: invisible downstream */
 #define SL_REC_BAD 0x4     /* rejected: error says why; invisible downstream */
+#define SL_REC_KEPT 0x8    /* SL_REC_BAD and already durable in the dead-letter queue */
+/* Held by a quality gate: durable in the quarantine store, not sunk. Always set together
+ * with SL_REC_DROPPED so every stage skips it; counted as quarantined, not as filtered. */
+#define SL_REC_QUARANTINED 0x10
+
+/*
+ * Why a record was rejected, in the fields the dead-letter queue stores (DESIGN §5). The
+ * one-line message stays in sl_record.error; this adds the machine-readable parts. All
+ * strings are NUL-terminated and live in the batch arena (or are static); any may be
+ * NULL when it does not apply.
+ *
+ * error_class is one of a fixed vocabulary (docs/dlq.md lists it; `sluice dlq --error`
+ * filters on it): "invalid_json", "record_too_large", "not_object", "duplicate_key",
+ * "csv", "contract", "cast", "expression", "sink", "encoding".
+ */
+struct sl_reject_info {
+    const char *error_class;
+    const char *rule;     /* what was broken: a contract keyword ("required"), a JSON
+                             syntax rule ("leading_zero"), a CSV rule ("column_count") */
+    const char *path;     /* JSON path of the offending value, "$" for the root */
+    const char *expected; /* what the rule wanted, as text ("integer", "<= 100") */
+    const char *actual;   /* what was there, as text (truncated to a few hundred bytes) */
+    const char *contract; /* "name@version" of the contract, for contract violations */
+    const char *details;  /* JSON array of every violation [{path, rule, expected, actual}] */
+    uint64_t true_len;    /* record_too_large: the record's full length in bytes (orig holds
+                             only its first max_record_bytes) */
+};
 
 /*
  * Invariants:
@@ -84,8 +111,10 @@ struct sl_record {
     uint64_t id[2];  /* 128-bit record id (invariant 4) */
     struct sl_tape tape;
     struct sl_edit *edits;
-    const char *error;       /* why SL_REC_BAD, NUL-terminated, in the arena */
-    const char *error_stage; /* component that rejected it */
+    const char *error;                /* why SL_REC_BAD, NUL-terminated, in the arena */
+    const char *error_stage;          /* component that rejected it */
+    const struct sl_reject_info *why; /* structured reason, or NULL (then class "unknown") */
+    uint64_t dlq_entry;               /* replayed from the DLQ: the entry id; 0 otherwise */
 };
 
 /*

@@ -19,6 +19,16 @@ int sl__cli_validate(int argc, char **argv);
 int sl__cli_docs(int argc, char **argv);
 int sl__cli_status(int argc, char **argv);
 int sl__cli_reset(int argc, char **argv);
+int sl__cli_contract(int argc, char **argv);   /* contract.c */
+int sl__cli_dlq(int argc, char **argv);        /* dlq.c */
+int sl__cli_quarantine(int argc, char **argv); /* quarantine.c */
+
+/*
+ * `sluice dlq replay` and `sluice quarantine release` (replay.c): argv[0] is the
+ * subcommand word; the rest are its arguments. Return an exit code.
+ */
+int sl__cli_dlq_replay(int argc, char **argv);
+int sl__cli_quarantine_release(int argc, char **argv);
 
 struct sl_pipeline;
 

@@ -116,12 +116,13 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-    {"run", sl__cli_run},       {"validate", sl__cli_validate}, {"docs", sl__cli_docs},
-    {"status", sl__cli_status}, {"reset", sl__cli_reset},
+    {"run", sl__cli_run},       {"validate", sl__cli_validate},     {"docs", sl__cli_docs},
+    {"status", sl__cli_status}, {"reset", sl__cli_reset},           {"contract", sl__cli_contract},
+    {"dlq", sl__cli_dlq},       {"quarantine", sl__cli_quarantine},
 };
 
 /* Verbs of the design that this version does not have yet: say so plainly. */
-static const char *const planned[] = {"test", "contract", "dlq", "dag", "scheduler", "wal"};
+static const char *const planned[] = {"test", "dag", "scheduler", "wal"};
 
 int main(int argc, char **argv)
 {

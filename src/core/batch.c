@@ -86,21 +86,50 @@ struct sl_record *sl_batch_add(struct sl_batch *b)
     return r;
 }
 
-void sl_record_reject(struct sl_batch *b, struct sl_record *r, const char *stage, const char *fmt,
-                      ...)
+static void reject_v(struct sl_batch *b, struct sl_record *r, const char *stage,
+                     const struct sl_reject_info *why, const char *fmt, va_list ap)
 {
     if (r->flags & SL_REC_BAD)
         return;
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     r->flags = (r->flags & ~(uint32_t)SL_REC_DROPPED) | SL_REC_BAD;
     r->error = sl_arena_strdup(&b->arena, msg);
     if (!r->error)
         r->error = "rejected (message lost: out of memory)";
     r->error_stage = stage;
+    r->why = NULL;
+    if (!why)
+        return;
+    struct sl_reject_info *w = sl_arena_alloc(&b->arena, sizeof *w);
+    if (!w)
+        return;
+    *w = *why;
+    /* Copies: the caller's strings may be on its stack. NULL stays NULL. */
+    const char **fields[] = {&w->error_class, &w->rule,     &w->path,   &w->expected,
+                             &w->actual,      &w->contract, &w->details};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (*fields[i])
+            *fields[i] = sl_arena_strdup(&b->arena, *fields[i]);
+    r->why = w;
+}
+
+void sl_record_reject(struct sl_batch *b, struct sl_record *r, const char *stage, const char *fmt,
+                      ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reject_v(b, r, stage, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void sl_record_reject_why(struct sl_batch *b, struct sl_record *r, const char *stage,
+                          const struct sl_reject_info *why, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reject_v(b, r, stage, why, fmt, ap);
+    va_end(ap);
 }
 
 uint32_t sl_batch_live(const struct sl_batch *b)

@@ -91,7 +91,7 @@ static const char *init_error(const struct sl_plugin *p, const char *yaml)
 
 static sl_rc run(const struct sl_plugin *p, void *state, struct sl_batch *b)
 {
-    struct sl_worker w = {parser, "t", 0, 128};
+    struct sl_worker w = {.parser = parser, .stage = "t", .max_depth = 128};
     struct sl_error err;
     sl_error_clear(&err);
     return p->process(state, b, &w, &err);
@@ -182,7 +182,7 @@ static void *worker_main(void *p)
         wa->rc = SL_ENOMEM;
         return NULL;
     }
-    struct sl_worker w = {jp, "t", 0, 128};
+    struct sl_worker w = {.parser = jp, .stage = "t", .max_depth = 128};
     struct sl_error err;
     for (int i = 0; i < 200 && !wa->rc; i++) {
         for (uint32_t k = 0; k < wa->b->n; k++)
