@@ -32,6 +32,18 @@ foreach(src ${SLUICE_FUZZ_TARGETS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(${name} PRIVATE sluice_core)
 endforeach()
+if(SLUICE_FUZZ)
+  # Coverage feedback from the library itself, not only from the targets' own code.
+  target_compile_options(sluice_core PRIVATE -fsanitize=fuzzer-no-link)
+else()
+  # The same targets under libFuzzer for real: a clang build of their own (in the build
+  # tree's libfuzzer/ directory) and SLUICE_FUZZ_SECONDS (default 15) per target over a
+  # copy of the corpus; any crash fails. Skipped (exit 77) without clang's libFuzzer.
+  add_test(NAME fuzz/libfuzzer
+    COMMAND bash ${PROJECT_SOURCE_DIR}/tests/fuzz/libfuzzer.sh ${PROJECT_SOURCE_DIR}
+      ${PROJECT_BINARY_DIR}/libfuzzer)
+  set_tests_properties(fuzz/libfuzzer PROPERTIES LABELS fuzz TIMEOUT 900 SKIP_RETURN_CODE 77)
+endif()
 
 # Integration and fault tests: scripts that drive the real binary.
 foreach(kind integration fault)

@@ -8,8 +8,10 @@
  * schema), enum, const, minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength,
  * maxLength, pattern, format (date-time, date, email, uuid, ipv4, uri), items,
  * minItems, maxItems, $ref to "#/$defs/NAME" (and $defs), plus the annotations $schema,
- * title, description, $comment, default, examples. Any other keyword is a load error: a
- * contract never silently means less than it says.
+ * title, description, $comment, default, examples. `true` and `false` are accepted as
+ * schemas wherever a schema goes. Any other keyword is a load error: a contract never
+ * silently means less than it says. `format` is an assertion; `pattern` is the part of
+ * JSON Schema's regular expressions that POSIX ERE matches exactly (docs/contracts.md).
  *
  * Validation reports every violation, each with the JSON path of the value ("$.user.id",
  * "$.tags[2]"), the rule (the keyword), what was expected and what was found.
@@ -61,7 +63,9 @@ struct sl_violation {
 /*
  * Check record r (parsed) against c. Returns the number of violations found (0: valid),
  * filling v[0..min(n, max)) with the first ones in document order; strings are
- * allocated in a. Returns (size_t)-1 when a allocation fails.
+ * allocated in a (or belong to c, so they live as long as both). v may be NULL when max
+ * is 0 (count only). Records with edits are checked as they are now (edits applied).
+ * Returns (size_t)-1 when an allocation in a fails.
  */
 size_t sl_contract_validate(const struct sl_contract *c, struct sl_record *r, struct sl_arena *a,
                             struct sl_violation *v, size_t max);
@@ -75,7 +79,12 @@ struct sl_contract_field {
     int nullable;     /* type allows null */
 };
 
-/* The root object's properties in document order. *out stays valid while c lives. */
+/*
+ * The root object's properties in document order (none when the root schema has no
+ * properties). A field's types come from its type keyword, narrowed by a $ref target and
+ * by enum/const values; integer with number is "number"; no constraint at all is "any"
+ * and nullable. *out stays valid while c lives.
+ */
 size_t sl_contract_fields(const struct sl_contract *c, const struct sl_contract_field **out);
 
 enum sl_compat_mode { SL_COMPAT_BACKWARD = 1, SL_COMPAT_FORWARD = 2, SL_COMPAT_FULL = 3 };
@@ -95,8 +104,12 @@ struct sl_contract_change {
 typedef int (*sl_contract_change_fn)(void *ctx, const struct sl_contract_change *ch);
 
 /*
- * Compare old and new, calling fn for each change in path order. *incompatible (may be
- * NULL) is set to 1 when any change breaks mode. SL_OK or SL_ENOMEM.
+ * Compare old and new, calling fn (may be NULL) for each change in path order (a node's
+ * own keywords, then its properties, additional properties, required names, items).
+ * *incompatible (may be NULL) is set to 1 when any change breaks mode, else 0. The
+ * comparison is sound and conservative (docs/contracts.md): a change it calls compatible
+ * breaks no document. fn returning non-zero stops the comparison: SL_ECANCELED. SL_OK or
+ * SL_ENOMEM otherwise.
  */
 sl_rc sl_contract_compare(const struct sl_contract *old, const struct sl_contract *new_,
                           enum sl_compat_mode mode, sl_contract_change_fn fn, void *ctx,

@@ -25,7 +25,9 @@
  * so no entry is delivered twice and none is lost.
  *
  * Threading: a struct sl_dlq may be used by several threads at once (one connection
- * behind a mutex).
+ * behind a mutex, held during callbacks: a callback must not call into the same DLQ).
+ *
+ * docs/dlq.md describes the fields, the error classes and the database's layout.
  */
 #ifndef SLUICE_DLQ_H
 #define SLUICE_DLQ_H
@@ -52,11 +54,17 @@ void sl_dlq_close(struct sl_dlq *d);
 
 /*
  * Make every record of b with SL_REC_BAD and without SL_REC_KEPT durable, in one
- * transaction, and set SL_REC_KEPT on each. source is the name of b's source; replay is
- * the running replay id (0 outside a replay). A record with dlq_entry != 0 that is
- * rejected again updates that entry (attempts + 1, new stage and reason, unmarked)
- * instead of adding one. *kept (may be NULL) gets the number of records written. SL_OK,
- * SL_EDB (err says why; nothing was marked kept), SL_ENOMEM.
+ * transaction, and set SL_REC_KEPT on each (only after the commit). source is the name of
+ * b's source; replay is the running replay id (0 outside a replay, where dlq_entry is
+ * ignored: a quarantine release numbers its records too). During replay, a record with
+ * dlq_entry != 0 whose entry is still marked by replay updates that entry instead of
+ * adding one: attempts + 1, new stage, reason and record
+ * JSON, last seen now, unmarked; where the record came from (source, origin, line,
+ * offset, raw, true_len, first seen) stays. If the new (record id, stage) belongs to
+ * another entry, the two become one: the smaller id, attempts = the larger + 1, the
+ * earlier first seen. A replayed record whose entry is gone or no longer marked is kept
+ * like any other. *kept (may be NULL) gets the number of records written. SL_OK, SL_EDB
+ * (err says why; nothing was marked kept), SL_ELIMIT (a record over 2 GiB), SL_ENOMEM.
  */
 sl_rc sl_dlq_keep(struct sl_dlq *d, struct sl_batch *b, const char *source, uint64_t replay,
                   uint64_t *kept, struct sl_error *err);
@@ -73,9 +81,9 @@ struct sl_dlq_entry {
     const char *error_class;
     const char *message;
     const char *rule, *path, *expected, *actual, *contract, *details; /* "" when absent */
-    const unsigned char *raw; /* original bytes */
+    const unsigned char *raw;                                         /* original bytes */
     size_t raw_len;
-    uint64_t true_len; /* full length when raw was cut at max_record_bytes, else raw_len */
+    uint64_t true_len;  /* full length when raw was cut at max_record_bytes, else raw_len */
     const char *record; /* record JSON as rejected, or NULL when it never parsed */
     size_t record_len;
     int64_t attempts;
@@ -138,8 +146,7 @@ sl_rc sl_dlq_replay_plan(struct sl_dlq *d, const struct sl_dlq_filter *f, const 
                          sl_dlq_replay_fn fn, void *ctx, struct sl_error *err);
 
 /* Call fn for each unfinished replay (oldest first): planned, possibly partly run. */
-sl_rc sl_dlq_replay_pending(struct sl_dlq *d, sl_dlq_replay_fn fn, void *ctx,
-                            struct sl_error *err);
+sl_rc sl_dlq_replay_pending(struct sl_dlq *d, sl_dlq_replay_fn fn, void *ctx, struct sl_error *err);
 
 /*
  * Call fn for up to limit entries still marked with replay id whose entry id is greater
@@ -150,7 +157,9 @@ sl_rc sl_dlq_replay_read(struct sl_dlq *d, int64_t replay, int64_t after, size_t
 
 /*
  * The replay's run committed: delete the entries still marked (delivered or filtered)
- * and forget the replay, in one transaction. *resolved gets how many were deleted.
+ * and set the replay's finished time, in one transaction. *resolved (may be NULL) gets
+ * how many were deleted. Finishing a finished replay deletes nothing and is SL_OK; an
+ * unknown replay id is SL_ENOENT.
  */
 sl_rc sl_dlq_replay_finish(struct sl_dlq *d, int64_t replay, uint64_t *resolved,
                            struct sl_error *err);

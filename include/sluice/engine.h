@@ -17,7 +17,8 @@
 #include "sluice/rc.h"
 
 struct sl_run_opts {
-    int once; /* stop when every source is exhausted, even follow-mode ones */
+    int once;        /* stop when every source is exhausted, even follow-mode ones */
+    uint64_t replay; /* a DLQ replay with this id is running (dlq.h); 0 otherwise */
 };
 
 struct sl_stage_stats {
@@ -31,8 +32,13 @@ struct sl_stage_stats {
     uint64_t rejected;    /* rejected here (bad input, type errors) */
     uint64_t bytes_in;
     uint64_t bytes_out;
-    uint64_t skipped; /* sinks: records delivered before a restart and not written again;
-                         records_in = records_out + dropped + rejected + skipped */
+    uint64_t skipped;     /* sinks: records delivered before a restart and not written again;
+                             records_in = records_out + dropped + rejected + skipped
+                             + quarantined */
+    uint64_t dlq;         /* of rejected: those the dead-letter queue holds */
+    uint64_t quarantined; /* held by a quality gate on this stage (quarantine store) */
+    uint64_t empty;       /* sources: empty lines skipped (not records) */
+    uint64_t gate_warns;  /* gates on this stage that failed with action warn */
 };
 
 struct sl_run_report {
@@ -41,6 +47,7 @@ struct sl_run_report {
     double elapsed_s;
     uint64_t input_bytes;
     int stopped_by_signal;
+    int gates_failed; /* a quality gate with action fail failed (the run returns SL_EGATE) */
 };
 
 /*

@@ -42,6 +42,14 @@ void sl_expr_destroy(struct sl_expr *e);
 const char *sl_expr_text(const struct sl_expr *e);
 
 /*
+ * Whether e reads a field by name (a path starting with a key, such as amount or
+ * device.os; not [0] or the meta fields). Only a record whose root is an object has such
+ * fields, so the filter and route transforms reject other records as "not_object" rather
+ * than evaluating every such field as null. Constant for a compiled expression.
+ */
+int sl_expr_reads_keys(const struct sl_expr *e);
+
+/*
  * Evaluate e against record r (which must be parsed). Results point into r's text,
  * the compiled expression, or arena a. SL_OK, SL_ETYPE (runtime type error), SL_ENOMEM.
  */

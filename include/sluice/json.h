@@ -12,7 +12,9 @@
  * (space, tab, CR, LF); strings must be valid UTF-8 (no overlongs, no surrogates encoded
  * in UTF-8, nothing above U+10FFFF), escapes must be the RFC's, \u escapes must pair
  * surrogates correctly; numbers follow the RFC grammar exactly (no leading zeros, no +,
- * no NaN). Nesting deeper than max_depth is rejected. Errors report a byte offset.
+ * no NaN). Nesting deeper than max_depth is rejected. Errors report a byte offset, the
+ * rule that was broken (a fixed vocabulary, below) and a message. Duplicate keys are
+ * accepted (the last occurrence wins) or, with SL_JSON_REJECT_DUPLICATES, rejected.
  *
  * Threading: a struct sl_json_parser is scratch space for one thread; tapes live in the
  * caller's arena and are immutable once returned, so any thread may read them.
@@ -74,11 +76,50 @@ struct sl_tape {
     const struct sl_jtok *tok;
 };
 
-/* Where and why a parse failed. offset is the byte offset of the offending byte. */
+/*
+ * Where and why a parse failed. offset is the byte offset of the offending byte (the
+ * input's length when the input ended too early).
+ *
+ * rule names the syntax rule that was broken, from this fixed vocabulary (a static
+ * string; compare with strcmp). docs/internals/json.md shows an example of each.
+ *   empty               the input is empty or only whitespace
+ *   truncated           the input ends before the value is complete (outside a string)
+ *   unterminated_string the input ends inside a string (or inside one of its escapes)
+ *   trailing_garbage    something other than whitespace follows the complete value
+ *   bad_escape          a backslash escape the RFC does not define, or \u without 4 hex digits
+ *   lone_surrogate      a \uD800-\uDBFF escape not followed by \uDC00-\uDFFF, or a lone low one
+ *   invalid_utf8        a byte sequence in a string that is not UTF-8 (stray continuation
+ *                       byte, cut-short sequence, encoded surrogate, above U+10FFFF)
+ *   overlong_utf8       a character encoded in more bytes than needed (C0, C1, E0 80..9F,
+ *                       F0 80..8F)
+ *   control_character   a raw byte below 0x20 inside a string
+ *   nan_infinity        NaN, Infinity, -Infinity, inf (any case) where a value belongs
+ *   leading_zero        a number such as 007 or -01
+ *   invalid_number      a number with '+', a bare '.', or no digit after '-', '.' or 'e'
+ *   invalid_literal     a word starting like true/false/null that is not one
+ *   trailing_comma      a comma directly before ']' or '}'
+ *   single_quote        a string or object key in single quotes
+ *   byte_order_mark     the input starts with a UTF-8 byte order mark
+ *   expected_value      some other byte where a value must start
+ *   expected_key        an object key that is not a string
+ *   expected_colon      an object key not followed by ':'
+ *   expected_comma      a value not followed by ',' or the closing bracket
+ *   depth               nesting deeper than max_depth
+ *   too_large           the text is longer than SL_JSON_MAX_TEXT (then SL_ELIMIT)
+ *   duplicate_key       an object names a key twice (only with SL_JSON_REJECT_DUPLICATES)
+ *
+ * path is the field path of the offending key for duplicate_key ("$.a.b", "$.items[2].id",
+ * "$[\"odd key\"]"; at most 127 bytes, cut with "..."), and empty for every other rule.
+ */
 struct sl_json_error {
     size_t offset;
+    const char *rule;
+    char path[128];
     char msg[160];
 };
+
+/* Parser flags (sl_json_parser_set_flags). */
+#define SL_JSON_REJECT_DUPLICATES 0x1 /* an object naming a key twice fails: duplicate_key */
 
 struct sl_json_parser;
 
@@ -89,13 +130,28 @@ sl_rc sl_json_parser_create(struct sl_json_parser **out);
 void sl_json_parser_destroy(struct sl_json_parser *p);
 
 /*
+ * Set the parser's flags (SL_JSON_*; 0 is the default) for every later parse.
+ *
+ * Duplicate keys: RFC 8259 leaves objects that name a key twice to the implementation.
+ * By default sluice accepts them and every reader sees the LAST occurrence (record.h,
+ * value.h lookups; sl_record_foreach and an edited sl_record_write emit each key once,
+ * at its last occurrence); a record without edits is still written byte for byte, its
+ * duplicates included. With SL_JSON_REJECT_DUPLICATES a successful parse is followed by a
+ * check of every object of the tape, and the first key that repeats an earlier key of
+ * the same object (compared after decoding escapes) fails the parse with SL_EPARSE, rule
+ * "duplicate_key", offset of the repeating key and err->path its field path. The check
+ * costs nothing when the flag is off (docs/internals/json.md has the measurements).
+ */
+void sl_json_parser_set_flags(struct sl_json_parser *p, unsigned flags);
+
+/*
  * Parse text[0..len) into a tape whose tokens are allocated in arena a (exactly ntok
  * tokens, no slack). On success out->text = text and out->len = len; text must outlive
  * the tape. max_depth 0 means SL_JSON_DEFAULT_MAX_DEPTH.
  *
- * Returns SL_OK; SL_EPARSE with err filled (offset + message such as "invalid UTF-8
- * byte 0xC3", "expected ':' after object key", "nesting deeper than 128"); SL_ELIMIT
- * when len > SL_JSON_MAX_TEXT; SL_ENOMEM. On failure *out is untouched.
+ * Returns SL_OK; SL_EPARSE with err filled (offset, rule and a message such as
+ * "expected ':' after object key, found 'x'", "nesting deeper than 128 levels ..."); SL_ELIMIT
+ * when len > SL_JSON_MAX_TEXT (rule "too_large"); SL_ENOMEM. On failure *out is untouched.
  */
 sl_rc sl_json_parse(struct sl_json_parser *p, const char *text, size_t len, uint32_t max_depth,
                     struct sl_arena *a, struct sl_tape *out, struct sl_json_error *err);

@@ -18,6 +18,8 @@
 #include "sluice/plugin.h"
 #include "sluice/rc.h"
 
+struct sl_quality;
+
 struct sl_input {
     const char *text; /* as written: "split.purchases" */
     uint32_t comp;    /* index into pipeline->comp of the producing component */
@@ -34,6 +36,13 @@ struct sl_component {
     unsigned workers;     /* transforms: parallel workers (default 1) */
     const char **outputs; /* named outputs (route), then "_unmatched"; NULL otherwise */
     size_t noutputs;      /* 1 for ordinary components */
+    /*
+     * Replay pipelines (replay.h) only: the plugin's state, made by the caller; the engine
+     * uses it instead of calling init and closes it with the plugin's close.
+     */
+    void *preset_state;
+    /* Replay pipelines: the stage named when a record fails to parse (else name). */
+    const char *reject_as;
 };
 
 struct sl_pipeline {
@@ -43,10 +52,16 @@ struct sl_pipeline {
     const char *state_dir; /* absolute */
     int exactly_once;      /* delivery: exactly_once (default) or at_least_once */
     struct sl_batch_limits batch;
-    uint32_t queue_max_batches; /* per edge; default 4 */
-    uint64_t queue_max_bytes;   /* per edge; default 16 MiB */
-    uint32_t max_depth;         /* JSON nesting limit; default 128 */
-    const char *admin_listen;   /* NULL when absent */
+    uint32_t queue_max_batches;  /* per edge; default 4 */
+    uint64_t queue_max_bytes;    /* per edge; default 16 MiB */
+    uint32_t max_depth;          /* JSON nesting limit; default 128 */
+    unsigned json_flags;         /* SL_JSON_* parser flags (json.duplicate_keys: reject) */
+    int require_object;          /* json.require_object (default false): other values rejected */
+    const char *admin_listen;    /* NULL when absent */
+    const char *dlq_path;        /* dead-letter queue database (absolute): `dlq: {path}`,
+                                    default <state_dir>/dlq.db; NULL with `dlq: {enabled: false}` */
+    const char *quarantine_path; /* quarantine store (absolute), <state_dir>/quarantine.db */
+    struct sl_quality *quality;  /* compiled `quality:` gates (never NULL after load) */
     /* Sources first, then transforms in topological order, then sinks. */
     struct sl_component *comp;
     size_t ncomp;

@@ -201,9 +201,11 @@ struct sl_plugin {
      *   SL_PUBLISH_ACCEPT      move the staged records into the target and commit the
      *                          positions, in one transaction;
      *   SL_PUBLISH_DISCARD     drop the staged records; positions stay where they were;
-     *   SL_PUBLISH_QUARANTINE  pass every staged record to keep(), which makes it durable
-     *                          in the quarantine store, then commit the positions (the
-     *                          unit is consumed) and drop the staged records.
+     *   SL_PUBLISH_QUARANTINE  pass every staged record to keep(), then call keep once
+     *                          more with json == NULL (end of the unit: it is durable in
+     *                          the quarantine store when that call returns SL_OK), and
+     *                          only then commit the positions (the unit is consumed) and
+     *                          drop the staged records. A keep() error aborts the publish.
      * A sink that starts with staged records left by a crash drops them.
      */
     sl_rc (*publish)(void *state, int verdict, sl_publish_keep_fn keep, void *keep_ctx,

@@ -128,7 +128,8 @@ sl_rc sl_record_parse(struct sl_record *r, struct sl_json_parser *p, uint32_t ma
  * Read the field at path p of the record as it is now (edits applied). Returns 1 and
  * fills *out when the field exists, 0 when it does not (then *out is null). Strings are
  * decoded into a when escaped. The record must be parsed. A path through a non-container
- * or out-of-range index is "does not exist".
+ * or out-of-range index is "does not exist". A key named twice in an object reads as its
+ * last occurrence (json.h, duplicate keys).
  */
 int sl_record_get(struct sl_record *r, const struct sl_path *p, struct sl_arena *a,
                   struct sl_value *out);
@@ -154,7 +155,8 @@ sl_rc sl_record_set_key(struct sl_record *r, const char *key, size_t klen, const
 /*
  * Visit the top-level members of the record as it is now, in output order. fn returns 0
  * to continue, non-zero to stop (returned as-is). The root must be an object (else
- * SL_ETYPE). Used by sinks that map fields to columns.
+ * SL_ETYPE). Used by sinks that map fields to columns. A key named twice is visited once,
+ * with its last value, at the position of its last occurrence.
  */
 typedef int (*sl_record_field_fn)(void *ctx, const char *key, size_t klen,
                                   const struct sl_value *v);

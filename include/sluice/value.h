@@ -96,14 +96,20 @@ uint32_t sl_value_count(const struct sl_value *v);
 sl_rc sl_value_index(const struct sl_value *v, uint32_t i, struct sl_arena *a,
                      struct sl_value *out);
 
-/* Member by key of an object. Returns 1 and fills *out when found, 0 when not. */
+/*
+ * Member by key of an object. Returns 1 and fills *out when found, 0 when not. When the
+ * object names the key more than once, the last occurrence wins (json.h).
+ */
 int sl_value_member(const struct sl_value *v, const char *key, size_t klen, struct sl_arena *a,
                     struct sl_value *out);
 
 /* Append v as compact JSON (tape-backed parts copied as their original spans). */
 sl_rc sl_value_write(const struct sl_value *v, struct sl_buf *b);
 
-/* Deep equality (numbers compare by value, objects ignore member order). */
+/*
+ * Deep equality (numbers compare by value, objects ignore member order and compare with
+ * duplicate keys collapsed to their last occurrence).
+ */
 int sl_value_equal(const struct sl_value *x, const struct sl_value *y);
 
 /* Truthiness for filters: null/false/0/"" are false, everything else (incl. [] {}) true. */

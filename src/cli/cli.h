@@ -7,6 +7,8 @@
 #ifndef SLUICE_CLI_H
 #define SLUICE_CLI_H
 
+#include <stdint.h>
+
 #define SL_EXIT_OK 0
 #define SL_EXIT_FAIL 1
 #define SL_EXIT_USAGE 2
@@ -28,6 +30,12 @@ int sl__cli_quarantine(int argc, char **argv); /* quarantine.c */
  * subcommand word; the rest are its arguments. Return an exit code.
  */
 int sl__cli_dlq_replay(int argc, char **argv);
+
+/*
+ * WHEN of --since (dlq.c): an RFC 3339 time, or a duration (30m, 2h, 7d) meaning that
+ * long before now (ns). Sets *out (ns since the epoch); 0 on success, -1 when malformed.
+ */
+int sl__cli_parse_since(const char *s, int64_t now, int64_t *out);
 int sl__cli_quarantine_release(int argc, char **argv);
 
 struct sl_pipeline;

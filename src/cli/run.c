@@ -92,13 +92,17 @@ static void human_bytes(double v, char *out, size_t n)
 
 static void print_summary(const struct sl_pipeline *p, const struct sl_run_report *rep, sl_rc rc)
 {
-    uint64_t read = 0, rejected = 0, dropped = 0;
+    uint64_t read = 0, rejected = 0, dropped = 0, kept = 0, held = 0, empty = 0, warns = 0;
     for (size_t i = 0; i < rep->nstages; i++) {
         const struct sl_stage_stats *s = &rep->stages[i];
         if (s->kind == SL_PLUGIN_SOURCE)
             read += s->records_in;
         rejected += s->rejected;
         dropped += s->dropped;
+        kept += s->dlq;
+        held += s->quarantined;
+        empty += s->empty;
+        warns += s->gate_warns;
     }
     char bytes[32], rate[32];
     human_bytes((double)rep->input_bytes, bytes, sizeof bytes);
@@ -121,8 +125,22 @@ static void print_summary(const struct sl_pipeline *p, const struct sl_run_repor
                     (unsigned long long)s->records_out);
     }
     fprintf(stderr, "  filtered   %llu\n", (unsigned long long)dropped);
-    fprintf(stderr, "  rejected   %llu%s\n", (unsigned long long)rejected,
-            rejected ? " (each logged above with file:line and reason)" : "");
+    if (!rejected)
+        fprintf(stderr, "  rejected   0\n");
+    else if (p->dlq_path)
+        fprintf(stderr,
+                "  rejected   %llu, %llu kept in the dead-letter queue (`sluice dlq list %s`)\n",
+                (unsigned long long)rejected, (unsigned long long)kept, p->path);
+    else
+        fprintf(stderr, "  rejected   %llu (logged above; the dead-letter queue is disabled)\n",
+                (unsigned long long)rejected);
+    if (held)
+        fprintf(stderr, "  quarantined %llu (`sluice quarantine list %s`)\n",
+                (unsigned long long)held, p->path);
+    if (warns)
+        fprintf(stderr, "  gate warnings %llu\n", (unsigned long long)warns);
+    if (empty)
+        fprintf(stderr, "  empty lines %llu skipped\n", (unsigned long long)empty);
     fprintf(stderr, "  speed      %.0f records/s, %s/s\n", (double)read / el, rate);
 }
 
@@ -137,9 +155,16 @@ static int write_report(const char *path, const struct sl_pipeline *p,
             read += rep->stages[i].records_in;
     sl_buf_puts(&b, "{\"pipeline\":");
     sl_json_write_str(&b, p->name, strlen(p->name));
-    sl_buf_printf(&b, ",\"ok\":%s,\"elapsed_s\":%.6f,\"records_read\":%llu,\"bytes_read\":%llu",
-                  rc ? "false" : "true", rep->elapsed_s, (unsigned long long)read,
-                  (unsigned long long)rep->input_bytes);
+    sl_buf_printf(&b,
+                  ",\"ok\":%s,\"gates_failed\":%s,\"elapsed_s\":%.6f,\"records_read\":%llu,"
+                  "\"bytes_read\":%llu",
+                  rc ? "false" : "true", rep->gates_failed ? "true" : "false", rep->elapsed_s,
+                  (unsigned long long)read, (unsigned long long)rep->input_bytes);
+    sl_buf_puts(&b, ",\"dead_letter_queue\":");
+    if (p->dlq_path)
+        sl_json_write_str(&b, p->dlq_path, strlen(p->dlq_path));
+    else
+        sl_buf_puts(&b, "null");
     sl_buf_puts(&b, ",\"stages\":[");
     for (size_t i = 0; i < rep->nstages; i++) {
         const struct sl_stage_stats *s = &rep->stages[i];
@@ -159,11 +184,14 @@ static int write_report(const char *path, const struct sl_pipeline *p,
         sl_buf_printf(&b,
                       ",\"kind\":\"%s\",\"plugin\":\"%s\",\"batches\":%llu,\"records_in\":%llu,"
                       "\"records_out\":%llu,\"dropped\":%llu,\"rejected\":%llu,"
-                      "\"skipped\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}",
+                      "\"skipped\":%llu,\"dlq\":%llu,\"quarantined\":%llu,\"empty\":%llu,"
+                      "\"gate_warnings\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}",
                       sl_plugin_kind_name(s->kind), s->plugin, (unsigned long long)s->batches,
                       (unsigned long long)s->records_in, (unsigned long long)s->records_out,
                       (unsigned long long)s->dropped, (unsigned long long)s->rejected,
-                      (unsigned long long)s->skipped, (unsigned long long)s->bytes_in,
+                      (unsigned long long)s->skipped, (unsigned long long)s->dlq,
+                      (unsigned long long)s->quarantined, (unsigned long long)s->empty,
+                      (unsigned long long)s->gate_warns, (unsigned long long)s->bytes_in,
                       (unsigned long long)s->bytes_out);
     }
     sl_buf_puts(&b, "]}\n");

@@ -31,7 +31,9 @@
 #include "sluice/alloc.h"
 #include "sluice/buf.h"
 #include "sluice/engine.h"
+#include "sluice/dlq.h"
 #include "sluice/json.h"
+#include "sluice/quarantine.h"
 #include "sluice/pipeline.h"
 #include "sluice/plugin.h"
 #include "sluice/statedir.h"
@@ -324,6 +326,97 @@ static void print_text_pair(const struct sl_cli_inspect *in, size_t k, size_t s,
         printf("    error        %s\n", q->err);
 }
 
+/* ---- the dead-letter queue: counts by stage and error class ------------------------ */
+
+struct dlq_sum {
+    struct sl_buf *json; /* NULL: print text */
+    int n;
+};
+
+static int dlq_group(void *ctx, const struct sl_dlq_group *g)
+{
+    struct dlq_sum *d = ctx;
+    if (d->json) {
+        sl_buf_puts(d->json, d->n ? ",{\"stage\":" : "{\"stage\":");
+        sl_json_write_str(d->json, g->stage, strlen(g->stage));
+        sl_buf_puts(d->json, ",\"error\":");
+        sl_json_write_str(d->json, g->error_class, strlen(g->error_class));
+        sl_buf_printf(d->json, ",\"entries\":%" PRIu64 "}", g->count);
+    } else {
+        printf("  %-20s %-18s %" PRIu64 "\n", g->stage, g->error_class, g->count);
+    }
+    d->n++;
+    return 0;
+}
+
+/*
+ * The DLQ part of status: entries in total and by (stage, error class). A DLQ that does
+ * not exist yet is empty. Returns an exit code.
+ */
+static int dlq_status(const struct sl_pipeline *p, struct sl_buf *json)
+{
+    if (!p->dlq_path) {
+        if (json)
+            sl_buf_puts(json, ",\"dead_letter_queue\":null");
+        else
+            printf("dlq          disabled (rejected records are only logged)\n");
+        return SL_EXIT_OK;
+    }
+    struct sl_error err;
+    sl_error_clear(&err);
+    struct sl_dlq *d = NULL;
+    uint64_t total = 0;
+    sl_rc rc = sl_dlq_open(p->dlq_path, 0, 0, &d, &err);
+    if (rc == SL_OK)
+        rc = sl_dlq_count(d, &total, &err);
+    if (rc && rc != SL_ENOENT) {
+        fprintf(stderr, "sluice status: dead-letter queue %s: %s\n", p->dlq_path, err.msg);
+        sl_dlq_close(d);
+        return SL_EXIT_FAIL;
+    }
+    if (json) {
+        sl_buf_puts(json, ",\"dead_letter_queue\":{\"path\":");
+        sl_json_write_str(json, p->dlq_path, strlen(p->dlq_path));
+        sl_buf_printf(json, ",\"entries\":%" PRIu64 ",\"groups\":[", total);
+    } else {
+        printf("dlq          %" PRIu64 " entr%s (%s)%s\n", total, total == 1 ? "y" : "ies",
+               p->dlq_path, total ? "; `sluice dlq list` shows them" : "");
+    }
+    struct dlq_sum sum = {json, 0};
+    if (d && total)
+        sl_dlq_stats(d, NULL, dlq_group, &sum, &err);
+    if (json)
+        sl_buf_puts(json, "]}");
+    sl_dlq_close(d);
+    return SL_EXIT_OK;
+}
+
+/* The quarantine store: units and records held. A store not created yet holds none. */
+static int quarantine_status(const struct sl_pipeline *p, struct sl_buf *json)
+{
+    struct sl_error err;
+    sl_error_clear(&err);
+    struct sl_quarantine *q = NULL;
+    uint64_t units = 0, records = 0;
+    sl_rc rc =
+        p->quarantine_path ? sl_quarantine_open(p->quarantine_path, 0, 0, &q, &err) : SL_ENOENT;
+    if (rc == SL_OK)
+        rc = sl_quarantine_count(q, &units, &records, &err);
+    sl_quarantine_close(q);
+    if (rc && rc != SL_ENOENT) {
+        fprintf(stderr, "sluice status: quarantine %s: %s\n", p->quarantine_path, err.msg);
+        return SL_EXIT_FAIL;
+    }
+    if (json)
+        sl_buf_printf(json, ",\"quarantine\":{\"units\":%" PRIu64 ",\"records\":%" PRIu64 "}",
+                      units, records);
+    else
+        printf("quarantine   %" PRIu64 " unit%s, %" PRIu64 " records%s\n", units,
+               units == 1 ? "" : "s", records,
+               units ? "; `sluice quarantine list` shows them" : "");
+    return SL_EXIT_OK;
+}
+
 static void json_u64_or_null(struct sl_buf *b, const char *key, int have, uint64_t v)
 {
     sl_buf_printf(b, ",\"%s\":", key);
@@ -404,7 +497,10 @@ int sl__cli_status(int argc, char **argv)
         json_str_or_null(&b, "config", p->path);
         json_str_or_null(&b, "state_dir", p->state_dir);
         json_u64_or_null(&b, "state_format", in.state_present, SL_STATEDIR_VERSION);
-        sl_buf_printf(&b, ",\"delivery\":\"%s\",\"sinks\":[", mode);
+        sl_buf_printf(&b, ",\"delivery\":\"%s\"", mode);
+        if (dlq_status(p, &b) || quarantine_status(p, &b))
+            code = SL_EXIT_FAIL;
+        sl_buf_puts(&b, ",\"sinks\":[");
     } else {
         printf("pipeline     %s (%s)\n", p->name, p->path);
         if (in.state_present)
@@ -416,6 +512,8 @@ int sl__cli_status(int argc, char **argv)
             printf("state_dir    %s (no FORMAT marker yet: the next run writes it)\n",
                    p->state_dir);
         printf("delivery     %s\n", mode);
+        if (dlq_status(p, NULL) || quarantine_status(p, NULL))
+            code = SL_EXIT_FAIL;
     }
 
     /* Sources that could not be opened: reported once, up front. */

@@ -1203,6 +1203,26 @@ const char *sl_expr_text(const struct sl_expr *e)
     return e->text;
 }
 
+/* Whether the subtree at n reads a field by key (a path whose first segment is a name). */
+static int node_reads_keys(const struct node *n)
+{
+    if (!n)
+        return 0;
+    if (n->kind == N_FIELD)
+        return n->path.nseg > 0 && n->path.seg[0].key != NULL;
+    if (node_reads_keys(n->a) || node_reads_keys(n->b))
+        return 1;
+    for (uint32_t i = 0; i < n->nargs; i++)
+        if (node_reads_keys(n->args[i]))
+            return 1;
+    return 0;
+}
+
+int sl_expr_reads_keys(const struct sl_expr *e)
+{
+    return node_reads_keys(e->root);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Lexer                                                                                */
 

@@ -39,6 +39,7 @@
 #include "sluice/config.h"
 #include "sluice/expr.h"
 #include "sluice/pipeline.h"
+#include "sluice/quality.h"
 
 #define MAX_COMPONENTS 1024 /* per pipeline; far beyond any sane graph */
 #define MAX_PROBLEMS 1000   /* collected; more are only counted */
@@ -65,6 +66,24 @@ static const struct sl_option top_options[] = {
     {"batch", SL_OPT_OBJECT, NULL, 0, "Batch limits (see below).", NULL},
     {"queue", SL_OPT_OBJECT, NULL, 0, "Limits of the queue on every edge (see below).", NULL},
     {"json", SL_OPT_OBJECT, NULL, 0, "JSON parsing limits (see below).", NULL},
+    {"dlq", SL_OPT_OBJECT, NULL, 0,
+     "The dead-letter queue that keeps every rejected record with its reason (see below "
+     "and docs/dlq.md).",
+     NULL},
+    {"quality", SL_OPT_OBJECT, NULL, 0,
+     "A list of quality gates, each judging the records one component passes on "
+     "(docs/quality.md).",
+     NULL},
+    {NULL, 0, NULL, 0, NULL, NULL},
+};
+
+static const struct sl_option dlq_options[] = {
+    {"enabled", SL_OPT_BOOL, "true", 0,
+     "Keep rejected records in the dead-letter queue. With false they are only logged and "
+     "counted, and lost.",
+     NULL},
+    {"path", SL_OPT_PATH, "<state_dir>/dlq.db", 0,
+     "The dead-letter queue's SQLite database; relative to the configuration file.", NULL},
     {NULL, 0, NULL, 0, NULL, NULL},
 };
 
@@ -89,6 +108,15 @@ static const struct sl_option json_options[] = {
      "Deepest nesting of arrays and objects a record may have; deeper records go to the "
      "dead-letter queue (1 to 1024).",
      NULL},
+    {"duplicate_keys", SL_OPT_ENUM, "last", 0,
+     "An object that names a key twice: last keeps the last value (what every reader sees); "
+     "reject sends the record to the dead-letter queue.",
+     "last|reject"},
+    {"require_object", SL_OPT_BOOL, "false", 0,
+     "Every record must be a JSON object; with true any other top-level value (array, "
+     "string, number, ...) goes to the dead-letter queue when parsed. Stages that need an "
+     "object (a sqlite sink, a map) reject such records either way.",
+     NULL},
     {NULL, 0, NULL, 0, NULL, NULL},
 };
 
@@ -112,7 +140,6 @@ struct reserved_key {
 /* Keys of later versions: rejected loudly, because ignoring them would fake a feature. */
 static const struct reserved_key reserved_keys[] = {
     {"admin", "the admin HTTP server"},
-    {"quality", "data-quality gates"},
     {NULL, NULL},
 };
 
@@ -1014,6 +1041,40 @@ static void build_graph(struct loader *L)
 
 /* ---- top level --------------------------------------------------------------------- */
 
+/*
+ * quality: compiled by the quality module against the component names; its problems
+ * ("file:line:col: message" lines) join the others so they sort and print together.
+ */
+static void load_quality(struct loader *L, const struct sl_cfg_node *root)
+{
+    const char *names[MAX_COMPONENTS];
+    for (size_t i = 0; i < L->ncomp; i++)
+        names[i] = L->comp[i].name;
+    struct sl_error e;
+    sl_error_clear(&e);
+    sl_rc rc = sl_quality_compile(L->doc, sl_cfg_get(root, "quality"), names, L->ncomp,
+                                  &L->p->quality, &e);
+    if (rc == SL_ENOMEM) {
+        L->oom = 1;
+        return;
+    }
+    if (!rc)
+        return;
+    size_t plen = strlen(L->doc->path);
+    for (char *line = e.msg; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        unsigned ln = 1, col = 1;
+        if (strncmp(line, L->doc->path, plen) == 0 &&
+            sscanf(line + plen, ":%u:%u:", &ln, &col) == 2)
+            add_problem_text(L, ln, col, line);
+        else if (*line)
+            add_problem_text(L, 1, 1, line);
+        line = nl ? nl + 1 : NULL;
+    }
+}
+
 static void load_top(struct loader *L)
 {
     const struct sl_cfg_node *root = L->doc->root;
@@ -1129,15 +1190,43 @@ static void load_top(struct loader *L)
     }
     const struct sl_cfg_node *j = sl_cfg_get(root, "json");
     p->max_depth = 128;
-    if (!check_settings(L, j, json_options) && j && j->kind == SL_CFG_MAP)
+    p->require_object = 0;
+    if (!check_settings(L, j, json_options) && j && j->kind == SL_CFG_MAP) {
         p->max_depth = (uint32_t)int_setting(L, j, "max_depth", 128, 1, 1024);
+        const char *dk = NULL;
+        if (sl_cfg_get_str(j, "duplicate_keys", "last", &dk, &e) == SL_OK && !strcmp(dk, "reject"))
+            p->json_flags |= SL_JSON_REJECT_DUPLICATES;
+        sl_cfg_get_bool(j, "require_object", 0, &p->require_object, &e);
+    }
     p->admin_listen = NULL;
+
+    /* dlq */
+    const struct sl_cfg_node *dq = sl_cfg_get(root, "dlq");
+    int dlq_on = 1;
+    const char *dlq_path = NULL;
+    if (!check_settings(L, dq, dlq_options) && dq && dq->kind == SL_CFG_MAP) {
+        sl_cfg_get_bool(dq, "enabled", 1, &dlq_on, &e);
+        if (sl_cfg_get(dq, "path") && sl_cfg_get_path(L->doc, dq, "path", NULL, &dlq_path, &e))
+            problem_err(L, sl_cfg_get(dq, "path"), &e);
+    }
+    if (sd) {
+        if (dlq_on && !dlq_path)
+            dlq_path = sl_cfg_resolve_path(L->a, sd, "dlq.db");
+        p->quarantine_path = sl_cfg_resolve_path(L->a, sd, "quarantine.db");
+        if ((dlq_on && !dlq_path) || !p->quarantine_path)
+            L->oom = 1;
+    }
+    if (dlq_path && dlq_path[0] != '/')
+        dlq_path = sl_cfg_resolve_path(L->a, sd ? sd : "/", dlq_path);
+    p->dlq_path = dlq_on ? dlq_path : NULL;
 
     load_section(L, root, SL_PLUGIN_SOURCE, 1);
     load_section(L, root, SL_PLUGIN_TRANSFORM, 0);
     load_section(L, root, SL_PLUGIN_SINK, 1);
     if (!L->oom)
         build_graph(L);
+    if (!L->oom)
+        load_quality(L, root);
 
     /*
      * Exactly-once needs every source to resume where its sinks stopped. A source that
@@ -1187,6 +1276,8 @@ fail:
     if (L)
         sl_free(L->prob);
     sl_free(L);
+    if (p)
+        sl_quality_destroy(p->quality);
     sl_free(p);
     sl_cfg_destroy(doc);
     return rc;
@@ -1196,6 +1287,7 @@ void sl_pipeline_destroy(struct sl_pipeline *p)
 {
     if (!p)
         return;
+    sl_quality_destroy(p->quality);
     sl_cfg_destroy(p->doc);
     sl_free(p);
 }
@@ -1308,8 +1400,9 @@ sl_rc sl_pipeline_doc_reference(struct sl_buf *b)
     if (!rc)
         rc = option_table(b, top_options, "key");
     if (!rc)
-        rc = sl_buf_puts(b, "`admin` and `quality` are reserved for later versions of sluice; "
-                            "a file that uses them is rejected.\n\n### `batch`\n\n");
+        rc = sl_buf_puts(b, "`quality` is a list of gates, not a map: see [quality](quality.md). "
+                            "`admin` is reserved for a later version of sluice; a file that "
+                            "uses it is rejected.\n\n### `batch`\n\n");
     if (!rc)
         rc = option_table(b, batch_options, "key");
     if (!rc)
@@ -1320,6 +1413,10 @@ sl_rc sl_pipeline_doc_reference(struct sl_buf *b)
         rc = sl_buf_puts(b, "### `json`\n\n");
     if (!rc)
         rc = option_table(b, json_options, "key");
+    if (!rc)
+        rc = sl_buf_puts(b, "### `dlq`\n\n");
+    if (!rc)
+        rc = option_table(b, dlq_options, "key");
     if (!rc)
         rc = sl_buf_puts(b, "## Keys of every component\n\n");
     if (!rc)

@@ -39,4 +39,42 @@ static inline int sl__json_tok_eq(const struct sl_tape *t, uint32_t i, const cha
     return sl__json_raw_eq(raw, rawlen, key, klen);
 }
 
+/*
+ * The members of an object that a later member with the same key shadows (dups.c): every
+ * reader skips them, so the last occurrence of a key wins.
+ *
+ * Invariants:
+ *   1. count is the number of shadowed members; when it is 0 nothing was allocated.
+ *   2. Member k (0-based, in tape order) is shadowed iff bit k is set: in small when the
+ *      object has at most 64 members, else in bits (allocated; sl__shadow_free frees it).
+ *   3. first_dup_tok is the tape index of the first key, in document order, that repeats
+ *      an earlier key of the object, or 0 when there is none.
+ */
+struct sl__shadow {
+    uint32_t count;
+    uint32_t first_dup_tok;
+    uint64_t small;
+    uint64_t *bits;
+};
+
+/* Compute the shadowed members of object token obj of tape t. SL_OK or SL_ENOMEM. */
+sl_rc sl__json_shadowed(const struct sl_tape *t, uint32_t obj, struct sl__shadow *sh);
+
+static inline int sl__shadow_is(const struct sl__shadow *sh, uint32_t k)
+{
+    if (!sh->count)
+        return 0;
+    const uint64_t *w = sh->bits ? &sh->bits[k / 64] : &sh->small;
+    return (int)((*w >> (k % 64)) & 1);
+}
+
+/* Free what sl__json_shadowed allocated. Idempotent. */
+void sl__shadow_free(struct sl__shadow *sh);
+
+/*
+ * The reject-mode check: SL_EPARSE with err filled (rule duplicate_key, offset of the
+ * repeating key, its path) when any object of t names a key twice; else SL_OK.
+ */
+sl_rc sl__json_check_duplicates(const struct sl_tape *t, struct sl_json_error *err);
+
 #endif

@@ -23,8 +23,14 @@
  *     bytes. Non-ASCII bytes drop to a table-free UTF-8 validator, then back to SWAR.
  *
  * Errors: the first violation stops the parse with SL_EPARSE, the byte offset of the
- * offending byte and a message saying what was expected. For invalid UTF-8 the offset is
- * that of the sequence's first byte (the byte that cannot start or finish a character).
+ * offending byte, a rule from the fixed vocabulary of json.h (truncated, leading_zero,
+ * overlong_utf8, ...) and a message saying what was expected. Naming the rule precisely
+ * sometimes needs a look around the offending byte (is this ']' after a comma? does this
+ * 'N' start NaN? is this bad UTF-8 overlong?); that happens in cold helpers called only
+ * once a violation is certain, so valid input pays nothing for it. For invalid UTF-8 the
+ * offset is that of the sequence's first byte (the byte that cannot start or finish a
+ * character). With SL_JSON_REJECT_DUPLICATES a finished tape is checked for repeated keys
+ * (dups.c) before it is returned.
  *
  * Threading: a parser is scratch space for one thread at a time. The tape it returns lives
  * in the caller's arena and never changes, so any thread may read it.
@@ -51,6 +57,7 @@
 struct sl_json_parser {
     struct sl_jtok *tok;
     uint32_t cap;
+    unsigned flags; /* SL_JSON_* */
 };
 
 #define NO_PARENT UINT32_MAX
@@ -75,6 +82,11 @@ void sl_json_parser_destroy(struct sl_json_parser *p)
     sl_free(p);
 }
 
+void sl_json_parser_set_flags(struct sl_json_parser *p, unsigned flags)
+{
+    p->flags = flags;
+}
+
 /* Grow the scratch token array (P1). Cold: a reused parser grows only on its first docs. */
 static __attribute__((noinline)) sl_rc grow_tokens(struct sl_json_parser *p)
 {
@@ -90,17 +102,20 @@ static __attribute__((noinline)) sl_rc grow_tokens(struct sl_json_parser *p)
     return SL_OK;
 }
 
-static sl_rc fail(struct sl_json_error *err, size_t off, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static sl_rc fail(struct sl_json_error *err, size_t off, const char *rule, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-/* Fill err (when given) and return SL_EPARSE. */
+/* Fill err (when given) with the offset, rule (a static SL_JSON_RULE_* string) and message
+ * and return SL_EPARSE. */
 static __attribute__((noinline, cold)) sl_rc fail(struct sl_json_error *err, size_t off,
-                                                  const char *fmt, ...)
+                                                  const char *rule, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
         err->offset = off;
+        err->rule = rule;
+        err->path[0] = 0;
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
     }
@@ -224,6 +239,216 @@ static inline int32_t hex4(const uint8_t *s, size_t len, size_t pos)
 }
 
 /*
+ * Error classification. Everything below runs only after the parser has found a violation,
+ * so it may look around the offending byte (backwards too) to name the rule precisely;
+ * the hot path above pays nothing for it.
+ */
+
+/* Does s[pos..len) start with word (ASCII, case-insensitive)? */
+static int starts_with_ci(const uint8_t *s, size_t len, size_t pos, const char *word)
+{
+    size_t n = strlen(word);
+    if (len - pos < n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((s[pos + i] | 0x20) != (uint8_t)word[i])
+            return 0;
+    return 1;
+}
+
+/* NaN, Infinity or inf (any case) at pos: the non-standard numbers some writers emit. */
+static int is_nan_inf(const uint8_t *s, size_t len, size_t pos)
+{
+    return starts_with_ci(s, len, pos, "nan") || starts_with_ci(s, len, pos, "inf");
+}
+
+/* The last byte before pos that is not JSON whitespace, or -1 when there is none. */
+static int prev_nonspace(const uint8_t *s, size_t pos)
+{
+    while (pos > 0) {
+        uint8_t c = s[--pos];
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+            return c;
+    }
+    return -1;
+}
+
+/* A \u escape at s[pos] without 4 hex digits: cut short by the end, or a bad digit. */
+static __attribute__((noinline, cold)) void bad_hex_escape(const uint8_t *s, size_t len, size_t pos,
+                                                           struct sl_json_error *err)
+{
+    size_t i = pos + 2;
+    while (i < len && i < pos + 6 && hexval(s[i]) >= 0)
+        i++;
+    if (i >= len)
+        fail(err, len, "unterminated_string",
+             "unterminated string: the input ends inside the \\u escape at byte %zu", pos);
+    else
+        fail(err, i, "bad_escape",
+             "invalid \\u escape at byte %zu: expected 4 hex digits after \\u, found %s", pos,
+             byte_desc(s[i], (char[8]){0}));
+}
+
+/* Name what is wrong with the UTF-8 sequence starting at s[pos] (utf8_seq returned 0). */
+static __attribute__((noinline, cold)) void utf8_fail(const uint8_t *s, size_t len, size_t pos,
+                                                      struct sl_json_error *err)
+{
+    uint8_t c = s[pos], c1 = pos + 1 < len ? s[pos + 1] : 0;
+    size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+    if (c < 0xC0) {
+        fail(err, pos, "invalid_utf8",
+             "invalid UTF-8 in string: continuation byte 0x%02X where a character must start "
+             "(the text is not UTF-8; convert it, e.g. from Latin-1)",
+             c);
+        return;
+    }
+    if (c == 0xC0 || c == 0xC1 || (c == 0xE0 && c1 >= 0x80 && c1 < 0xA0) ||
+        (c == 0xF0 && c1 >= 0x80 && c1 < 0x90)) {
+        fail(err, pos, "overlong_utf8",
+             "overlong UTF-8 encoding in string: lead byte 0x%02X encodes a character in more "
+             "bytes than needed (forbidden by RFC 3629)",
+             c);
+        return;
+    }
+    if (c == 0xED && c1 >= 0xA0 && c1 <= 0xBF) {
+        fail(err, pos, "invalid_utf8",
+             "invalid UTF-8 in string: bytes 0x%02X 0x%02X encode a UTF-16 surrogate "
+             "(U+D800..U+DFFF), which UTF-8 forbids",
+             c, c1);
+        return;
+    }
+    if (c >= 0xF8) {
+        fail(err, pos, "invalid_utf8",
+             "invalid UTF-8 in string: byte 0x%02X never occurs in UTF-8 (the text is not "
+             "UTF-8)",
+             c);
+        return;
+    }
+    if (c > 0xF4 || (c == 0xF4 && c1 >= 0x90)) {
+        fail(err, pos, "invalid_utf8",
+             "invalid UTF-8 in string: byte 0x%02X starts a code point above U+10FFFF", c);
+        return;
+    }
+    for (size_t k = 1; k < need; k++) {
+        if (pos + k >= len) {
+            fail(err, pos, "invalid_utf8",
+                 "invalid UTF-8 in string: the %zu-byte sequence starting with 0x%02X is cut "
+                 "short by the end of the input",
+                 need, c);
+            return;
+        }
+        if ((s[pos + k] & 0xC0) != 0x80) {
+            fail(err, pos, "invalid_utf8",
+                 "invalid UTF-8 in string: lead byte 0x%02X needs %zu continuation bytes, "
+                 "byte %zu is 0x%02X",
+                 c, need - 1, pos + k, s[pos + k]);
+            return;
+        }
+    }
+    fail(err, pos, "invalid_utf8", "invalid UTF-8 sequence starting with byte 0x%02X in string", c);
+}
+
+/* A number starting at start is malformed at pos (a digit was required there). */
+static __attribute__((noinline, cold)) void bad_number(const uint8_t *s, size_t len, size_t start,
+                                                       size_t pos, struct sl_json_error *err)
+{
+    char d[8];
+    if (pos == start + 1 && s[start] == '-' && pos < len && is_nan_inf(s, len, pos)) {
+        fail(err, start, "nan_infinity",
+             "-Infinity is not a JSON number (JSON has no NaN or infinities; write null or a "
+             "string)");
+        return;
+    }
+    const char *what = s[pos - 1] == '-' && pos - 1 == start ? "after '-'"
+                       : s[pos - 1] == '.'                   ? "after '.'"
+                                                             : "in the exponent";
+    if (pos >= len)
+        fail(err, len, "truncated",
+             "unexpected end of input at byte %zu: expected a digit %s in number "
+             "(the document is truncated)",
+             len, what);
+    else
+        fail(err, pos, "invalid_number", "invalid number: expected a digit %s, found %s", what,
+             byte_desc(s[pos], d));
+}
+
+/* A value starting with t, f or n at pos that is not true, false or null. */
+static __attribute__((noinline, cold)) sl_rc bad_literal(const uint8_t *s, size_t len, size_t pos,
+                                                         const char *lit, struct sl_json_error *err)
+{
+    size_t n = strlen(lit), e = pos + 1;
+    if (is_nan_inf(s, len, pos))
+        return fail(err, pos, "nan_infinity",
+                    "NaN/Infinity is not a JSON value (JSON has no NaN or infinities; write "
+                    "null or a string)");
+    while (e < len && e < pos + n && s[e] == (uint8_t)lit[e - pos])
+        e++;
+    if (e >= len)
+        return fail(err, len, "truncated",
+                    "unexpected end of input at byte %zu inside literal (expected %s; the "
+                    "document is truncated)",
+                    len, lit);
+    return fail(err, e, "invalid_literal", "invalid literal at byte %zu (expected %s)", pos, lit);
+}
+
+/* s[pos] cannot start a value. */
+static __attribute__((noinline, cold)) sl_rc bad_value(const uint8_t *s, size_t len, size_t pos,
+                                                       struct sl_json_error *err)
+{
+    char d[8];
+    uint8_t c = s[pos];
+    if (c == ']' || c == '}') {
+        if (prev_nonspace(s, pos) == ',')
+            return fail(err, pos, "trailing_comma",
+                        "trailing comma before '%c' (JSON allows no comma after the last "
+                        "element)",
+                        c);
+        return fail(err, pos, "expected_value", "expected a value before '%c'", c);
+    }
+    if (c == '\'')
+        return fail(err, pos, "single_quote",
+                    "single-quoted string (JSON strings use double quotes \")");
+    if (is_nan_inf(s, len, pos) || (c == '+' && pos + 1 < len && is_nan_inf(s, len, pos + 1)))
+        return fail(err, pos, "nan_infinity",
+                    "NaN/Infinity is not a JSON value (JSON has no NaN or infinities; write "
+                    "null or a string)");
+    if (c == '+')
+        return fail(err, pos, "invalid_number", "invalid number: JSON numbers have no '+' sign");
+    if (c == '.')
+        return fail(err, pos, "invalid_number",
+                    "invalid number: a digit is required before '.' (write 0.5, not .5)");
+    if (pos == 0 && len >= 3 && c == 0xEF && s[1] == 0xBB && s[2] == 0xBF)
+        return fail(err, 0, "byte_order_mark",
+                    "UTF-8 byte order mark at the start of the input (remove it: JSON text "
+                    "must not begin with one)");
+    if (c >= 0x80)
+        return fail(err, pos, "expected_value", "invalid byte 0x%02X where a value was expected",
+                    c);
+    return fail(err, pos, "expected_value", "unexpected %s where a value was expected",
+                byte_desc(c, d));
+}
+
+/* An object key was expected at pos (the end of the input or a byte other than '"'). */
+static __attribute__((noinline, cold)) sl_rc bad_key(const uint8_t *s, size_t len, size_t pos,
+                                                     struct sl_json_error *err)
+{
+    char d[8];
+    if (pos >= len)
+        return fail(err, len, "truncated",
+                    "unexpected end of input at byte %zu: expected an object key (the document "
+                    "is truncated)",
+                    len);
+    if (s[pos] == '}')
+        return fail(err, pos, "trailing_comma",
+                    "trailing comma before '}' (JSON allows no comma after the last member)");
+    if (s[pos] == '\'')
+        return fail(err, pos, "single_quote",
+                    "single-quoted object key (JSON keys are strings in double quotes \")");
+    return fail(err, pos, "expected_key", "expected a string key in double quotes, found %s",
+                byte_desc(s[pos], d));
+}
+
+/*
  * Check one escape at s[pos] == '\\'. Returns the offset after it, or SIZE_MAX with err
  * filled. A \u high surrogate must be followed directly by a \u low surrogate.
  */
@@ -231,7 +456,8 @@ static __attribute__((noinline)) size_t scan_escape(const uint8_t *s, size_t len
                                                     struct sl_json_error *err)
 {
     if (pos + 1 >= len) {
-        fail(err, len, "unterminated string: input ends inside an escape");
+        fail(err, len, "unterminated_string",
+             "unterminated string: the input ends inside an escape sequence");
         return SIZE_MAX;
     }
     switch (s[pos + 1]) {
@@ -248,22 +474,23 @@ static __attribute__((noinline)) size_t scan_escape(const uint8_t *s, size_t len
         break;
     default:
         if (s[pos + 1] >= 0x20 && s[pos + 1] < 0x7F)
-            fail(err, pos + 1,
+            fail(err, pos + 1, "bad_escape",
                  "invalid escape '\\%c' in string (allowed: \\\" \\\\ \\/ \\b \\f "
                  "\\n \\r \\t \\uXXXX)",
                  s[pos + 1]);
         else
-            fail(err, pos + 1, "invalid escape: backslash followed by byte 0x%02X in string",
-                 s[pos + 1]);
+            fail(err, pos + 1, "bad_escape",
+                 "invalid escape: backslash followed by byte 0x%02X in string", s[pos + 1]);
         return SIZE_MAX;
     }
     int32_t u = hex4(s, len, pos + 2);
     if (u < 0) {
-        fail(err, pos, "invalid \\u escape: expected 4 hex digits after \\u");
+        bad_hex_escape(s, len, pos, err);
         return SIZE_MAX;
     }
     if (u >= 0xDC00 && u <= 0xDFFF) {
-        fail(err, pos, "lone low surrogate \\u%04X in string (not preceded by a high surrogate)",
+        fail(err, pos, "lone_surrogate",
+             "lone low surrogate \\u%04X in string (not preceded by a high surrogate)",
              (unsigned)u);
         return SIZE_MAX;
     }
@@ -273,7 +500,7 @@ static __attribute__((noinline)) size_t scan_escape(const uint8_t *s, size_t len
     if (len - pos >= 8 && s[pos + 6] == '\\' && s[pos + 7] == 'u')
         lo = hex4(s, len, pos + 8);
     if (lo < 0xDC00 || lo > 0xDFFF) {
-        fail(err, pos,
+        fail(err, pos, "lone_surrogate",
              "lone high surrogate \\u%04X in string (must be followed by a \\uDC00-"
              "\\uDFFF escape)",
              (unsigned)u);
@@ -310,7 +537,9 @@ scan_string(const uint8_t *s, size_t len, size_t pos, uint8_t *flags, struct sl_
     for (;;) {
         pos = skip_plain(s, len, pos);
         if (pos >= len) {
-            fail(err, len, "unterminated string starting at byte %zu", start);
+            fail(err, len, "unterminated_string",
+                 "unterminated string: the string starting at byte %zu has no closing quote",
+                 start);
             return SIZE_MAX;
         }
         uint8_t c = s[pos];
@@ -322,13 +551,13 @@ scan_string(const uint8_t *s, size_t len, size_t pos, uint8_t *flags, struct sl_
             if (pos == SIZE_MAX)
                 return SIZE_MAX;
         } else if (c < 0x20) {
-            fail(err, pos, "unescaped control character 0x%02X in string (write it as \\u%04X)", c,
-                 c);
+            fail(err, pos, "control_character",
+                 "unescaped control character 0x%02X in string (write it as \\u%04X)", c, c);
             return SIZE_MAX;
         } else {
             size_t k = utf8_seq(s + pos, len - pos);
             if (k == 0) {
-                fail(err, pos, "invalid UTF-8 byte 0x%02X in string", c);
+                utf8_fail(s, len, pos, err);
                 return SIZE_MAX;
             }
             pos += k;
@@ -358,14 +587,16 @@ static inline size_t scan_number(const uint8_t *s, size_t len, size_t pos, uint8
     if (s[pos] == '-') {
         pos++;
         if (pos >= len || !is_digit(s[pos])) {
-            fail(err, pos, "expected a digit after '-' in number");
+            bad_number(s, len, start, pos, err);
             return SIZE_MAX;
         }
     }
     if (s[pos] == '0') {
         pos++;
         if (pos < len && is_digit(s[pos])) {
-            fail(err, start, "leading zero in number (write 0, 0.x or drop the zero)");
+            fail(err, start, "leading_zero",
+                 "leading zero in number (JSON allows 0, 0.x or a number without leading "
+                 "zeros; quote it if it is an identifier)");
             return SIZE_MAX;
         }
     } else {
@@ -376,7 +607,7 @@ static inline size_t scan_number(const uint8_t *s, size_t len, size_t pos, uint8
     if (pos < len && s[pos] == '.') {
         pos++;
         if (pos >= len || !is_digit(s[pos])) {
-            fail(err, pos, "expected a digit after '.' in number");
+            bad_number(s, len, start, pos, err);
             return SIZE_MAX;
         }
         while (pos < len && is_digit(s[pos]))
@@ -388,7 +619,7 @@ static inline size_t scan_number(const uint8_t *s, size_t len, size_t pos, uint8
         if (pos < len && (s[pos] == '+' || s[pos] == '-'))
             pos++;
         if (pos >= len || !is_digit(s[pos])) {
-            fail(err, pos, "expected a digit in the exponent of number");
+            bad_number(s, len, start, pos, err);
             return SIZE_MAX;
         }
         while (pos < len && is_digit(s[pos]))
@@ -436,6 +667,8 @@ sl_rc sl_json_parse(struct sl_json_parser *p, const char *text, size_t len, uint
     if (len > SL_JSON_MAX_TEXT) {
         if (err) {
             err->offset = SL_JSON_MAX_TEXT;
+            err->rule = "too_large";
+            err->path[0] = 0;
             snprintf(err->msg, sizeof err->msg,
                      "document of %zu bytes exceeds the 1 GiB limit for one JSON text", len);
         }
@@ -448,9 +681,11 @@ value:
     /* A value starts at pos (after optional whitespace). */
     SKIP_WS();
     if (pos >= len) {
-        rc = fail(err, len,
-                  ntok == 0 ? "empty input: expected a JSON value"
-                            : "unexpected end of input: expected a value");
+        rc = ntok == 0 ? fail(err, len, "empty", "empty input: expected a JSON value")
+                       : fail(err, len, "truncated",
+                              "unexpected end of input at byte %zu: expected a value (the "
+                              "document is truncated)",
+                              len);
         goto out;
     }
     NEED_TOKEN();
@@ -479,7 +714,9 @@ value:
         case '{':
         case '[':
             if (depth >= max_depth) {
-                rc = fail(err, pos, "nesting deeper than %u levels", (unsigned)max_depth);
+                rc = fail(err, pos, "depth",
+                          "nesting deeper than %u levels (raise max_depth or flatten the data)",
+                          (unsigned)max_depth);
                 goto out;
             }
             depth++;
@@ -503,13 +740,7 @@ value:
             int k = c == 't' ? 0 : c == 'f' ? 1 : 2;
             size_t n = litlen[k];
             if (len - pos < n || memcmp(s + pos, lit[k], n) != 0) {
-                size_t e = pos + 1;
-                while (e < len && e < pos + n && s[e] == (uint8_t)lit[k][e - pos])
-                    e++;
-                rc = fail(err, e,
-                          e >= len ? "unexpected end of input inside literal (expected %s)"
-                                   : "invalid literal (expected %s)",
-                          lit[k]);
+                rc = bad_literal(s, len, pos, lit[k], err);
                 goto out;
             }
             t->type = littype[k];
@@ -533,27 +764,15 @@ value:
                 pos = end;
                 goto after_value;
             }
-            if (c == ']' || c == '}')
-                rc = fail(err, pos, "expected a value before '%c' (trailing comma?)", c);
-            else if (c >= 0x80)
-                rc = fail(err, pos, "invalid byte 0x%02X where a value was expected", c);
-            else
-                rc = fail(err, pos, "unexpected %s where a value was expected", byte_desc(c, d));
+            rc = bad_value(s, len, pos, err);
             goto out;
         }
     }
 
 key:
     /* An object member starts at pos: a string key, ':' and a value. */
-    if (pos >= len) {
-        rc = fail(err, len, "unexpected end of input: expected an object key");
-        goto out;
-    }
-    if (s[pos] != '"') {
-        if (s[pos] == '}')
-            rc = fail(err, pos, "expected an object key before '}' (trailing comma?)");
-        else
-            rc = fail(err, pos, "expected a string key in object, found %s", byte_desc(s[pos], d));
+    if (pos >= len || s[pos] != '"') {
+        rc = bad_key(s, len, pos, err);
         goto out;
     }
     NEED_TOKEN();
@@ -581,9 +800,12 @@ key:
     }
     SKIP_WS();
     if (pos >= len || s[pos] != ':') {
-        rc = pos >= len
-                 ? fail(err, len, "unexpected end of input: expected ':' after object key")
-                 : fail(err, pos, "expected ':' after object key, found %s", byte_desc(s[pos], d));
+        rc = pos >= len ? fail(err, len, "truncated",
+                               "unexpected end of input at byte %zu: expected ':' after object "
+                               "key (the document is truncated)",
+                               len)
+                        : fail(err, pos, "expected_colon",
+                               "expected ':' after object key, found %s", byte_desc(s[pos], d));
         goto out;
     }
     pos++;
@@ -595,8 +817,10 @@ after_value:
         goto done;
     SKIP_WS();
     if (pos >= len) {
-        rc = fail(err, len, "unexpected end of input: expected ',' or '%c'",
-                  tok[cur].type == SL_J_OBJECT ? '}' : ']');
+        rc = fail(err, len, "truncated",
+                  "unexpected end of input at byte %zu: expected ',' or '%c' (the document is "
+                  "truncated)",
+                  len, tok[cur].type == SL_J_OBJECT ? '}' : ']');
         goto out;
     }
     if (tok[cur].type == SL_J_OBJECT) {
@@ -607,7 +831,7 @@ after_value:
         }
         if (s[pos] == '}')
             goto close;
-        rc = fail(err, pos, "expected ',' or '}' after object member, found %s",
+        rc = fail(err, pos, "expected_comma", "expected ',' or '}' after object member, found %s",
                   byte_desc(s[pos], d));
         goto out;
     }
@@ -618,7 +842,8 @@ after_value:
     }
     if (s[pos] == ']')
         goto close;
-    rc = fail(err, pos, "expected ',' or ']' after array element, found %s", byte_desc(s[pos], d));
+    rc = fail(err, pos, "expected_comma", "expected ',' or ']' after array element, found %s",
+              byte_desc(s[pos], d));
     goto out;
 
 close:
@@ -640,8 +865,10 @@ done:
     assert(depth == 0 && ntok > 0 && tok[0].next == ntok); /* P2 closed; json.h inv. 1 */
     SKIP_WS();
     if (pos != len) {
-        rc = fail(err, pos, "unexpected %s after the JSON value (one value per document)",
-                  byte_desc(s[pos], d));
+        rc = fail(err, pos, "trailing_garbage",
+                  "unexpected %s after the JSON value ended at byte %zu (one value per "
+                  "document)",
+                  byte_desc(s[pos], d), tok[0].off + (size_t)tok[0].len);
         goto out;
     }
     {
@@ -652,10 +879,10 @@ done:
         }
         memcpy(copy, tok, (size_t)ntok * sizeof *copy);
         /* Invariant 1 of json.h. */
-        out->text = text;
-        out->len = (uint32_t)len;
-        out->ntok = ntok;
-        out->tok = copy;
+        struct sl_tape t = {text, (uint32_t)len, ntok, copy};
+        if ((p->flags & SL_JSON_REJECT_DUPLICATES) && (rc = sl__json_check_duplicates(&t, err)))
+            goto out; /* the tokens stay in the arena, unreferenced */
+        *out = t;
     }
 out:
     return rc;

@@ -8,14 +8,15 @@
  * top-level SET of the rebuilt member; every sibling stays a tape reference.
  *
  * Reading a top-level key walks the edits and stops at the first (newest) one naming it;
- * without one it scans the tape's root members. No lookup allocates unless it returns an
+ * without one it scans all of the tape's root members and takes the last match (duplicate
+ * keys: the last occurrence wins, dups.c). No lookup allocates unless it returns an
  * escaped string (decoded into the arena).
  *
  * Output order (shared by sl_record_write and sl_record_foreach through walk_members):
  *   1. the original members in their order: untouched ones as their original byte span,
  *      replaced ones in place (original key spelling, new value), deleted ones skipped;
- *      when the original has duplicate keys, an edited key is emitted once, at its first
- *      occurrence;
+ *      when the original has duplicate keys, each key is emitted once, at its last
+ *      occurrence (earlier ones are shadowed and skipped, edited or not);
  *   2. then keys absent from the original whose newest edit is a SET, in the order of
  *      their first SET.
  * With no edits sl_record_write copies r->text byte for byte.
@@ -89,16 +90,16 @@ static int root_is_object(const struct sl_record *r)
     return (r->flags & SL_REC_PARSED) && r->tape.ntok && r->tape.tok[0].type == SL_J_OBJECT;
 }
 
-/* Tape index of the first root member key equal to key[0..klen) before token `before`. */
-static uint32_t orig_find(const struct sl_tape *t, const char *key, size_t klen, uint32_t before)
+/* Tape index of the last root member key equal to key[0..klen) (it wins), or 0. */
+static uint32_t orig_find(const struct sl_tape *t, const char *key, size_t klen)
 {
-    uint32_t i = 1, n = t->tok[0].count;
-    for (uint32_t k = 0; k < n && i < before; k++) {
+    uint32_t i = 1, n = t->tok[0].count, found = 0;
+    for (uint32_t k = 0; k < n; k++) {
         if (sl__json_tok_eq(t, i, key, klen))
-            return i;
+            found = i;
         i = t->tok[i + 1].next;
     }
-    return 0;
+    return found;
 }
 
 /* Current value of top-level key: 1 and *out when it exists. */
@@ -114,7 +115,7 @@ static int top_get(struct sl_record *r, const char *key, size_t klen, struct sl_
     }
     if (!root_is_object(r))
         return 0;
-    uint32_t i = orig_find(&r->tape, key, klen, UINT32_MAX);
+    uint32_t i = orig_find(&r->tape, key, klen);
     return i && sl_value_from_tape(&r->tape, i + 1, a, out) == SL_OK;
 }
 
@@ -396,16 +397,21 @@ static sl_rc walk_members(const struct sl_record *r, emit_fn emit, void *ctx)
 {
     const struct sl_tape *t = &r->tape;
     uint32_t i = 1, n = t->tok[0].count;
-    sl_rc rc = SL_OK;
+    struct sl__shadow sh;
+    sl_rc rc = sl__json_shadowed(t, 0, &sh);
+    if (rc)
+        return rc;
     for (uint32_t k = 0; k < n; k++) {
-        const struct sl_edit *e = r->edits ? edit_for_tok(r->edits, t, i) : NULL;
-        if (!e || (e->op == SL_EDIT_SET && !orig_find(t, e->key, e->klen, i)))
-            if ((rc = emit(ctx, r, i, e)))
-                return rc;
+        if (!sl__shadow_is(&sh, k)) { /* a shadowed member has a later duplicate: skip it */
+            const struct sl_edit *e = r->edits ? edit_for_tok(r->edits, t, i) : NULL;
+            if ((!e || e->op == SL_EDIT_SET) && (rc = emit(ctx, r, i, e)))
+                break;
+        }
         i = t->tok[i + 1].next;
     }
-    if (!r->edits)
-        return SL_OK;
+    sl__shadow_free(&sh);
+    if (rc || !r->edits)
+        return rc;
     /* Appended members, oldest first: the list is newest first, so index it backwards. */
     const struct sl_edit *small[32], **all = small;
     size_t ne = 0;
@@ -418,7 +424,7 @@ static sl_rc walk_members(const struct sl_record *r, emit_fn emit, void *ctx)
         all[--j] = e;
     for (j = 0; j < ne; j++) {
         const struct sl_edit *e = all[j], *o;
-        if (e->op != SL_EDIT_SET || orig_find(t, e->key, e->klen, UINT32_MAX))
+        if (e->op != SL_EDIT_SET || orig_find(t, e->key, e->klen))
             continue;
         for (o = e->next; o; o = o->next) /* an older SET of the same key came first */
             if (o->op == SL_EDIT_SET && o->klen == e->klen &&

@@ -9,7 +9,10 @@
  *
  * Lookups by key compare the query with the raw key bytes, decoding escapes on the fly
  * (sl__json_raw_eq), so no key is ever copied. When an object has duplicate keys (RFC
- * 8259 allows them), lookups return the first; output keeps every member.
+ * 8259 allows them), the last occurrence wins (dups.c): lookups scan the whole object and
+ * return the last match, and materializing drops the shadowed earlier members. A
+ * tape-backed container that is written unchanged keeps its original bytes, duplicates
+ * included.
  *
  * Threading: values are plain data; functions here touch only what they are given plus
  * the caller's arena. Ownership: values never own memory (value.h).
@@ -111,6 +114,7 @@ sl_rc sl_value_materialize(const struct sl_value *v, struct sl_arena *a, struct 
     struct sl_value r = sl_value_null();
     r.type = v->type;
     r.len = n;
+    struct sl__shadow sh = {0, 0, 0, NULL};
     if (v->type == SL_V_ARRAY) {
         struct sl_value *items = n ? sl_arena_alloc(a, n * sizeof *items) : NULL;
         if (n && !items)
@@ -123,22 +127,31 @@ sl_rc sl_value_materialize(const struct sl_value *v, struct sl_arena *a, struct 
         }
         r.u.items = items;
     } else {
+        sl_rc rc = sl__json_shadowed(t, c, &sh);
+        if (rc)
+            return rc;
         struct sl_member *m = n ? sl_arena_alloc(a, n * sizeof *m) : NULL;
         if (n && !m)
-            return SL_ENOMEM;
-        for (uint32_t k = 0; k < n; k++) {
+            rc = SL_ENOMEM;
+        uint32_t out_n = 0;
+        for (uint32_t k = 0; k < n && !rc; k++, i = t->tok[i + 1].next) {
             const char *key;
             size_t klen;
-            sl_rc rc = sl_json_str(t, i, a, &key, &klen);
-            if (rc)
-                return rc;
-            m[k].key = key;
-            m[k].klen = (uint32_t)klen;
-            if ((rc = sl_value_from_tape(t, i + 1, a, &m[k].val)))
-                return rc;
-            i = t->tok[i + 1].next;
+            if (sl__shadow_is(&sh, k))
+                continue; /* a later member has the same key: the last one wins */
+            if ((rc = sl_json_str(t, i, a, &key, &klen)))
+                break;
+            m[out_n].key = key;
+            m[out_n].klen = (uint32_t)klen;
+            if ((rc = sl_value_from_tape(t, i + 1, a, &m[out_n].val)))
+                break;
+            out_n++;
         }
+        sl__shadow_free(&sh);
+        if (rc)
+            return rc;
         r.u.members = m;
+        r.len = out_n;
     }
     *out = r;
     return SL_OK;
@@ -173,24 +186,26 @@ int sl_value_member(const struct sl_value *v, const char *key, size_t klen, stru
 {
     if (v->type != SL_V_OBJECT)
         return 0;
+    /* The last match wins (duplicate keys): scan to the end. */
     if (!v->is_tape) {
+        const struct sl_member *found = NULL;
         for (uint32_t k = 0; k < v->len; k++) {
             const struct sl_member *m = &v->u.members[k];
-            if (m->klen == klen && (klen == 0 || memcmp(m->key, key, klen) == 0)) {
-                *out = m->val;
-                return 1;
-            }
+            if (m->klen == klen && (klen == 0 || memcmp(m->key, key, klen) == 0))
+                found = m;
         }
-        return 0;
+        if (found)
+            *out = found->val;
+        return found != NULL;
     }
     const struct sl_tape *t = v->u.tape.tape;
-    uint32_t i = v->u.tape.tok + 1;
+    uint32_t i = v->u.tape.tok + 1, found = 0;
     for (uint32_t k = 0; k < v->len; k++) {
         if (sl__json_tok_eq(t, i, key, klen))
-            return sl_value_from_tape(t, i + 1, a, out) == SL_OK;
+            found = i;
         i = t->tok[i + 1].next;
     }
-    return 0;
+    return found && sl_value_from_tape(t, found + 1, a, out) == SL_OK;
 }
 
 sl_rc sl_value_write(const struct sl_value *v, struct sl_buf *b)
@@ -268,6 +283,14 @@ static int equal_in(const struct sl_value *x, const struct sl_value *y, struct s
         return x->len == y->len && (x->len == 0 || memcmp(x->u.str, y->u.str, x->len) == 0);
     default:
         break;
+    }
+    struct sl_value xm, ym;
+    if (x->type == SL_V_OBJECT) {
+        /* One level materialized: duplicate keys collapse to their last occurrence. */
+        if (sl_value_materialize(x, a, &xm) || sl_value_materialize(y, a, &ym))
+            return 0;
+        x = &xm;
+        y = &ym;
     }
     if (x->len != y->len)
         return 0;

@@ -86,10 +86,16 @@ class SetupError(Exception):
 class Input:
     """The generated input (one file, or several read in sorted order as a glob matches
     them), read again whenever expectations are computed, so that memory stays small:
-    records() yields (line number, byte offset, object), both counted within each file."""
+    records() yields (line number, byte offset, object), both counted within each file.
 
-    def __init__(self, paths):
+    `bad` maps (file name, line number) to the kind of line injected there (see
+    inject_bad): lines the source or the parser reject and blank lines are not records
+    and are skipped; records_k() also yields each record's kind (None for an ordinary
+    line)."""
+
+    def __init__(self, paths, bad=None):
         self.paths = sorted(paths)
+        self.bad = bad or {}
         self.count = 0
         for path in self.paths:
             with open(path, "rb") as f:
@@ -98,13 +104,28 @@ class Input:
                         raise SetupError("%s: line %d has no newline" % (path, lineno))
                     self.count += 1
 
-    def records(self):
+    def kind(self, path, lineno):
+        return self.bad.get((os.path.basename(path), lineno))
+
+    def lines(self):
+        """(path, line number, byte offset, raw bytes without the newline, kind) of every
+        line."""
         for path in self.paths:
             offset = 0
             with open(path, "rb") as f:
                 for lineno, raw in enumerate(f, 1):
-                    yield lineno, offset, json.loads(raw)
+                    yield path, lineno, offset, raw[:-1], self.kind(path, lineno)
                     offset += len(raw)
+
+    def records_k(self):
+        for path, lineno, offset, raw, kind in self.lines():
+            if kind in SOURCE_REJECTS or kind == "blank":
+                continue
+            yield lineno, offset, json.loads(raw), kind
+
+    def records(self):
+        for lineno, offset, obj, _ in self.records_k():
+            yield lineno, offset, obj
 
 
 def split_input(full, parts, dirpath):
@@ -121,6 +142,114 @@ def split_input(full, parts, dirpath):
         paths.append(path)
         pos = end
     return paths
+
+
+# --- bad lines ------------------------------------------------------------------------
+#
+# Scenarios with "bad" replace one line in every `every` (at a random place in each block
+# of that many lines, the kinds taken in a shuffled cycle) by a line that some stage must
+# reject, or that is a boundary case it must accept. Chosen from the seed, so a rerun with
+# the same seed injects the same lines.
+
+# Kinds the source stage rejects (the line never becomes a live record), with the error
+# class the dead-letter queue must show.
+SOURCE_REJECTS = {
+    "truncated": "invalid_json",       # the line cut short at a character boundary
+    "trailing_comma": "invalid_json",  # {..., }
+    "bad_utf8": "encoding",            # a byte sequence that is not UTF-8 inside a string
+    "array": "not_object",             # [{...}, 1] with json.require_object
+    "scalar": "not_object",            # a string or number with json.require_object
+    "dup_key": "duplicate_key",        # a key named twice with json.duplicate_keys: reject
+    "overlong": "record_too_large",    # longer than max_record_bytes
+}
+# Kinds that parse: "cast" (user_id a string that is no number: the map's cast rejects
+# it), "null_key" (event_id null: a sqlite sink keyed on event_id rejects it, a file sink
+# writes it), "max_len" (exactly max_record_bytes long: accepted), "crlf" (ends in \r\n:
+# accepted), "blank" (empty or spaces and tabs: not a record, counted as empty).
+BAD_UTF8 = (b"\xe9", b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\x80")
+
+
+def pad_to(line, length):
+    """line (a JSON object) with a "pad" member making it exactly length bytes."""
+    fill = length - len(line) - len(b',"pad":""')
+    if fill < 0:
+        raise SetupError("cannot pad a %d-byte line to %d bytes" % (len(line), length))
+    return line[:-1] + b',"pad":"' + b"x" * fill + b'"}'
+
+
+def bad_line(rng, kind, line, max_bytes):
+    if kind == "truncated":
+        # Cut before a byte that starts a character, so what is left is whole UTF-8 and
+        # the only fault is the missing end.
+        cuts = [i for i in range(8, len(line) - 1) if not 0x80 <= line[i] < 0xC0]
+        return line[:rng.choice(cuts)]
+    if kind == "trailing_comma":
+        return line[:-1] + b",}"
+    if kind == "bad_utf8":
+        return line.replace(b'"session_id":"s-', b'"session_id":"s-' + rng.choice(BAD_UTF8), 1)
+    if kind == "array":
+        return b"[" + line + b",1]"
+    if kind == "scalar":
+        return rng.choice((b'"just a string"', b"42", b"null", b"true", b"-1.5e3"))
+    if kind == "dup_key":
+        return line[:-1] + b',"event_type":"again"}'
+    if kind == "overlong":
+        return pad_to(line, rng.choice((max_bytes + 1, max_bytes + 2,
+                                        rng.randrange(max_bytes + 3, max_bytes * 4))))
+    if kind == "max_len":
+        return pad_to(line, max_bytes)
+    if kind == "cast":
+        return re.sub(rb'"user_id":(\d+)', rb'"user_id":"u-\1"', line, count=1)
+    if kind == "null_key":
+        return re.sub(rb'"event_id":"[^"]*"', b'"event_id":null', line, count=1)
+    if kind == "crlf":
+        return line + b"\r"
+    if kind == "blank":
+        return rng.choice((b"", b" ", b"\t \t"))
+    raise SetupError("unknown bad-line kind %r" % kind)
+
+
+def inject_bad(path, seed, spec):
+    """Rewrite path with bad lines; returns {(file name, line number): kind}."""
+    rng = random.Random(seed * 7919 + 17)
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")[:-1]
+    every, kinds = spec["every"], list(spec["kinds"])
+    cycle, out = [], {}
+    for start in range(0, len(lines), every):
+        if not cycle:
+            cycle = kinds[:]
+            rng.shuffle(cycle)
+        kind = cycle.pop()
+        i = rng.randrange(start, min(start + every, len(lines)))
+        lines[i] = bad_line(rng, kind, lines[i], spec.get("max_record_bytes", 0))
+        out[i + 1] = kind
+    with open(path, "wb") as f:
+        f.write(b"\n".join(lines) + b"\n")
+    return out
+
+
+def locate_bad(full, bad, paths):
+    """Map {line number in full: kind} onto the files full was split into (in order):
+    {(file name, line number in it): kind}."""
+    out, first = {}, 1
+    for path in sorted(paths):
+        with open(path, "rb") as f:
+            n = f.read().count(b"\n")
+        for k in range(first, first + n):
+            if k in bad:
+                out[(os.path.basename(path), k - first + 1)] = bad[k]
+        first += n
+    return out
+
+
+def castable(v):
+    """Does the map's cast to float accept v (a number, a bool, null, a numeric string)?"""
+    if v is None or isinstance(v, (bool, int, float)):
+        return True
+    if isinstance(v, str):
+        return re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", v) is not None
+    return False
 
 
 def t_shape(lineno, offset, obj):
@@ -173,6 +302,75 @@ def expect_shaped_carts(inp):
     return (t_shape(n, o, obj) for n, o, obj in inp.records() if f_carts_and_buys(obj))
 
 
+CAST_MAP_YAML = """{type: map, inputs: [%s], cast: {user_id: float}, drop: [referrer],
+        set: {user_mod: 'user_id %% 7', src_line: '_line', src_offset: '_offset',
+              is_buy: 'event_type == "purchase"'}}"""
+
+
+def expect_dlq_db(inp):
+    """The dlq scenario's sqlite sink: shaped, cast passed, no bot, event_id not null."""
+    return (t_shape(n, o, obj) for n, o, obj, kind in inp.records_k()
+            if castable(obj.get("user_id")) and f_not_bot(obj) and obj.get("event_id") is not None)
+
+
+def expect_dlq_file(inp):
+    return (t_shape(n, o, obj) for n, o, obj, kind in inp.records_k()
+            if castable(obj.get("user_id")) and f_not_bot(obj))
+
+
+def expect_wap_db(inp):
+    """What the write-audit-publish sink stages: shaped, cast passed, event_id not null."""
+    return (t_shape(n, o, obj) for n, o, obj, kind in inp.records_k()
+            if castable(obj.get("user_id")) and obj.get("event_id") is not None)
+
+
+def expect_none(inp):
+    return iter(())
+
+
+def dlq_fanout(kind, obj):
+    """[(stage, error class)] the dlq scenario must keep for a line of this kind."""
+    if kind in SOURCE_REJECTS:
+        return [("src", SOURCE_REJECTS[kind])]
+    if obj is None:
+        return []
+    if not castable(obj.get("user_id")):
+        return [("shape", "cast")]
+    if f_not_bot(obj) and obj.get("event_id") is None:
+        return [("db", "sink")]
+    return []
+
+
+def dlq_wap(kind, obj):
+    if kind in SOURCE_REJECTS:
+        return [("src", SOURCE_REJECTS[kind])]
+    if obj is None:
+        return []
+    if not castable(obj.get("user_id")):
+        return [("shape", "cast")]
+    if obj.get("event_id") is None:
+        return [("db", "sink")]
+    return []
+
+
+def dlq_record(stage, lineno, offset, obj):
+    """The record a DLQ entry of the new scenarios must hold: as the rejecting stage got it."""
+    if stage == "shape":
+        return obj
+    if stage == "db":
+        return t_shape(lineno, offset, obj)
+    return None
+
+
+BAD_ALL = ("truncated", "trailing_comma", "bad_utf8", "array", "scalar", "dup_key",
+           "overlong", "max_len", "cast", "null_key", "crlf", "blank")
+MAX_RECORD = 2048
+# The write-audit-publish scenarios declare amount's type: publishing types a new column
+# from the first record of a 1024-record chunk that needs it, and that is often null
+# (TEXT), where a streaming write types it from the first non-null value of the batch.
+WAP_COLUMNS = "amount REAL"
+
+
 # --- scenarios ------------------------------------------------------------------------
 #
 # Each scenario: a pipeline (YAML, with {state}, {input} and {out} filled in), its sinks
@@ -180,9 +378,9 @@ def expect_shaped_carts(inp):
 # followed input with an appender). Paths are absolute so runs can start anywhere.
 
 
-def sink_sqlite(name, table, key, expect, precreate=False):
+def sink_sqlite(name, table, key, expect, precreate=False, columns=""):
     return {"name": name, "kind": "sqlite", "db": "out/%s.db" % name, "table": table,
-            "key": key, "expect": expect, "precreate": precreate}
+            "key": key, "expect": expect, "precreate": precreate, "columns": columns}
 
 
 def sink_file(name, expect, max_bytes=None):
@@ -291,6 +489,64 @@ SCENARIOS = {
         "wiring": {"out": "shape"},
         "tear": True,
     },
+    "dlq": {
+        "help": "file (one line in 200 broken: truncated, trailing comma, bad UTF-8, array, "
+                "scalar, duplicate key, over max_record_bytes; or a user_id no cast takes, a "
+                "null event_id, blank, CRLF, exactly max_record_bytes) -> map (cast) -> filter "
+                "-> sqlite keyed on event_id and file: rejections in source, map and sink go "
+                "to the dead-letter queue exactly once",
+        "records": 100000,
+        "bad": {"every": 200, "kinds": BAD_ALL, "max_record_bytes": MAX_RECORD},
+        "json": "{require_object: true, duplicate_keys: reject}",
+        "src_opts": ", max_record_bytes: %d" % MAX_RECORD,
+        "sinks": [sink_sqlite("db", "clicks", "event_id", expect_dlq_db, precreate=True),
+                  sink_file("out", expect_dlq_file, max_bytes="2MiB")],
+        "transforms": {"shape": CAST_MAP_YAML % "src", "humans": NOT_BOT_YAML % "shape"},
+        "wiring": {"db": "humans", "out": "humans"},
+        "dlq": dlq_fanout,
+    },
+    "wap": {
+        "help": "write-audit-publish: run --once, files (four parts, added one by one as "
+                "each is published) -> map (cast) -> sqlite keyed on event_id behind a "
+                "passing quality gate; one line in 500 rejected; after every kill the table "
+                "holds all of a unit or none of it",
+        "records": 30000,
+        "parts": 4,
+        "bad": {"every": 500, "kinds": ("truncated", "bad_utf8", "array", "overlong", "cast",
+                                        "null_key", "blank", "max_len"),
+                "max_record_bytes": MAX_RECORD},
+        "json": "{require_object: true}",
+        "src_opts": ", max_record_bytes: %d" % MAX_RECORD,
+        "sinks": [sink_sqlite("db", "clicks", "event_id", expect_wap_db, precreate=True,
+                              columns=WAP_COLUMNS)],
+        "transforms": {"shape": CAST_MAP_YAML % "src"},
+        "wiring": {"db": "shape"},
+        "quality": ['{name: has_ts, on: shape, check: "null_rate(ts)", max: 0, action: fail}',
+                    "{name: some_rows, on: shape, check: row_count, min: 1, action: warn}"],
+        "dlq": dlq_wap,
+        "wap": "publish",
+    },
+    "wap_quarantine": {
+        "help": "as wap, but the gate fails with action quarantine: the table stays empty, "
+                "every staged record is in the quarantine store exactly once, and the "
+                "checkpoint moves past it",
+        "records": 30000,
+        "parts": 4,
+        "bad": {"every": 500, "kinds": ("truncated", "bad_utf8", "array", "overlong", "cast",
+                                        "null_key", "blank", "max_len"),
+                "max_record_bytes": MAX_RECORD},
+        "json": "{require_object: true}",
+        "src_opts": ", max_record_bytes: %d" % MAX_RECORD,
+        "sinks": [sink_sqlite("db", "clicks", "event_id", expect_none, precreate=True,
+                              columns=WAP_COLUMNS)],
+        "transforms": {"shape": CAST_MAP_YAML % "src"},
+        "wiring": {"db": "shape"},
+        "quality": ['{name: has_amount, on: shape, check: "null_rate(amount)", max: 0, '
+                    'action: quarantine}'],
+        "dlq": dlq_wap,
+        "wap": "quarantine",
+        "quarantine": ("db", expect_wap_db),
+    },
     "damage": {
         "help": "file -> map -> file (rotating every 2 MiB); after every third kill cut "
                 "committed bytes (the manifest, or the in-progress file below its committed "
@@ -307,9 +563,11 @@ SCENARIOS = {
 def pipeline_yaml(sc, root, delivery, input_path, records):
     lines = ["pipeline: %s" % PIPELINE,
              "state_dir: %s" % os.path.join(root, "state"),
-             "delivery: %s" % delivery,
-             "sources:"]
-    src = "  src: {type: file, path: %s" % json.dumps(input_path)
+             "delivery: %s" % delivery]
+    if sc.get("json"):
+        lines.append("json: %s" % sc["json"])
+    lines.append("sources:")
+    src = "  src: {type: file, path: %s" % json.dumps(input_path) + sc.get("src_opts", "")
     if sc.get("follow"):
         src += ", follow: true, poll_interval: 20ms"
     lines.append(src + "}")
@@ -332,6 +590,9 @@ def pipeline_yaml(sc, root, delivery, input_path, records):
             if s["max_bytes"]:
                 body += ", max_bytes: %s" % s["max_bytes"]
         lines.append("  %s: %s}" % (s["name"], body))
+    if sc.get("quality"):
+        lines.append("quality:")
+        lines.extend("  - " + g for g in sc["quality"])
     return "\n".join(lines) + "\n"
 
 
@@ -342,11 +603,12 @@ def prepare_root(sc, root):
         if s["kind"] == "sqlite" and s["precreate"]:
             con = sqlite3.connect(os.path.join(root, s["db"]))
             con.executescript("""
-                CREATE TABLE "%(t)s"("%(id)s" TEXT, "%(k)s" TEXT PRIMARY KEY);
+                CREATE TABLE "%(t)s"("%(id)s" TEXT, "%(k)s" TEXT PRIMARY KEY%(more)s);
                 CREATE TABLE crash_rewrites(%(k)s TEXT);
                 CREATE TRIGGER crash_rewrite AFTER UPDATE ON "%(t)s"
                 BEGIN INSERT INTO crash_rewrites VALUES (old."%(k)s"); END;
-            """ % {"t": s["table"], "id": ID_FIELD, "k": s["key"]})
+            """ % {"t": s["table"], "id": ID_FIELD, "k": s["key"],
+                   "more": ", " + s["columns"] if s["columns"] else ""})
             con.commit()
             con.close()
 
@@ -890,16 +1152,272 @@ def verify_file(s, root, inp, calib, problems, notes):
     return stats
 
 
-def verify_report(path, problems):
+def verify_report(path, problems, label="final run"):
+    """Read a --report file: "ok" must be true, and every stage must conserve its records:
+    records_in = records_out + dropped + rejected + skipped + quarantined, and (with a
+    dead-letter queue) dlq = rejected."""
     try:
         with open(path) as f:
             rep = json.load(f)
     except (OSError, ValueError) as e:
-        problems.append("final run: no readable report %s: %s" % (path, e))
+        problems.append("%s: no readable report %s: %s" % (label, path, e))
         return None
     if rep.get("ok") is not True:
-        problems.append("final run: report says ok=%r" % rep.get("ok"))
+        problems.append("%s: report says ok=%r" % (label, rep.get("ok")))
+    for st in rep.get("stages", []):
+        f = collections.defaultdict(int, {k: v for k, v in st.items() if isinstance(v, int)})
+        out = f["records_out"] + f["dropped"] + f["rejected"] + f["skipped"] + f["quarantined"]
+        if f["records_in"] != out:
+            problems.append("%s: report, stage %s: records_in %d != records_out %d + dropped %d "
+                            "+ rejected %d + skipped %d + quarantined %d (= %d)" % (
+                                label, st.get("name"), f["records_in"], f["records_out"],
+                                f["dropped"], f["rejected"], f["skipped"], f["quarantined"], out))
+        if rep.get("dead_letter_queue") and f["dlq"] != f["rejected"]:
+            problems.append("%s: report, stage %s: dlq %d != rejected %d" % (
+                label, st.get("name"), f["dlq"], f["rejected"]))
     return rep
+
+
+def expected_counts(sc, inp):
+    """Per-stage report counts a clean run of a scenario with bad lines must show."""
+    kinds = collections.Counter(inp.bad.values())
+    nrec = sum(1 for _ in inp.records_k())
+    src_bad = sum(kinds[k] for k in SOURCE_REJECTS)
+    want = {"src": {"records_in": inp.count - kinds["blank"], "rejected": src_bad,
+                    "records_out": nrec, "empty": kinds["blank"]}}
+    by_stage = collections.Counter()
+    for _, lineno, offset, raw, kind in inp.lines():
+        obj = None if kind in SOURCE_REJECTS or kind == "blank" else json.loads(raw)
+        for stage, _ in sc["dlq"](kind, obj):
+            by_stage[stage] += 1
+    for stage in ("shape", "db"):
+        want.setdefault(stage, {})["rejected"] = by_stage[stage]
+    for s in sc["sinks"]:
+        if not (sc.get("wap") == "quarantine" and s["name"] == "db"):
+            want.setdefault(s["name"], {})["records_out"] = sum(1 for _ in s["expect"](inp))
+    if sc.get("quarantine"):
+        stage, fn = sc["quarantine"]
+        want.setdefault(stage, {})["quarantined"] = sum(1 for _ in fn(inp))
+    return want
+
+
+def verify_counts(rep, want, problems, label):
+    stages = {st.get("name"): st for st in rep.get("stages", [])}
+    for name, fields in sorted(want.items()):
+        for field, n in sorted(fields.items()):
+            got = stages.get(name, {}).get(field)
+            if got != n:
+                problems.append("%s: report, stage %s: %s = %s, expected %d" % (
+                    label, name, field, got, n))
+
+
+def dlq_rows(root):
+    path = os.path.join(root, "state", "dlq.db")
+    if not os.path.exists(path):
+        return []
+    con = sqlite3.connect(path)
+    try:
+        return con.execute(
+            'SELECT record_id, stage, error_class, source, origin, line, "offset", raw, '
+            "true_len, record, attempts, replay FROM dlq_entries ORDER BY id").fetchall()
+    finally:
+        con.close()
+
+
+def verify_dlq(sc, root, inp, problems, calib_ids=None):
+    """The dead-letter queue holds exactly the expected rejections: one entry per (line,
+    stage), attempts 1, the original bytes exactly (an over-long line: its first
+    max_record_bytes bytes, true_len its length), the error class, the line's file, line
+    number and offset, and the record as the rejecting stage got it. Returns (stats,
+    {(file name, line, stage): record id})."""
+    max_bytes = sc["bad"].get("max_record_bytes", 0)
+    want = {}
+    for path, lineno, offset, raw, kind in inp.lines():
+        if kind is None:
+            continue
+        obj = None if kind in SOURCE_REJECTS or kind == "blank" else json.loads(raw)
+        for stage, cls in sc["dlq"](kind, obj):
+            want[(os.path.basename(path), lineno, stage)] = (cls, raw, offset, kind, obj, path)
+    seen, ids = {}, {}
+    wrong, unexpected, dups = [], [], []
+    for (rid, stage, cls, source, origin, line, offset, raw, true_len, record, attempts,
+         replay) in dlq_rows(root):
+        key = (os.path.basename(origin), line, stage)
+        where = "%s:%d (%s)" % (key[0], line, stage)
+        if key in seen:
+            dups.append(where)
+            continue
+        seen[key] = rid
+        ids[key] = rid
+        if key not in want:
+            unexpected.append("%s %s: %r" % (where, cls, bytes(raw or b"")[:60]))
+            continue
+        wcls, wraw, woff, kind, obj, wpath = want[key]
+        diffs = []
+        if cls != wcls:
+            diffs.append("error class %s, expected %s" % (cls, wcls))
+        if attempts != 1:
+            diffs.append("attempts %s" % attempts)
+        if replay is not None:
+            diffs.append("replay %s" % replay)
+        if source != "src" or origin != wpath or offset != woff:
+            diffs.append("source %s, origin %s, offset %s; expected src, %s, %d" % (
+                source, origin, offset, wpath, woff))
+        exp_raw = wraw[:max_bytes] if kind == "overlong" else wraw
+        if bytes(raw) != exp_raw:
+            diffs.append("raw %d bytes %r differ from the input's %d bytes %r" % (
+                len(raw), bytes(raw)[:40], len(exp_raw), exp_raw[:40]))
+        if true_len != len(wraw):
+            diffs.append("true_len %s, the line has %d bytes" % (true_len, len(wraw)))
+        if not (isinstance(rid, str) and re.fullmatch(r"[0-9a-f]{32}", rid)):
+            diffs.append("record_id %r is not 32 hex digits" % rid)
+        if calib_ids is not None and calib_ids.get(key) not in (None, rid):
+            diffs.append("record_id %s, the clean run's was %s" % (rid, calib_ids[key]))
+        wrec = dlq_record(stage, line, woff, obj)
+        if wrec is not None:
+            try:
+                got = json.loads(record) if record is not None else None
+            except ValueError:
+                got = "(not JSON) " + record[:60]
+            if got != wrec:
+                diffs.append("record %s, expected %s" % (str(got)[:120], canon(wrec)[:120]))
+        if diffs:
+            wrong.append("%s (%s): %s" % (where, kind, "; ".join(diffs)))
+    missing = ["%s:%d (%s, %s)" % (k[0], k[1], k[2], want[k][3]) for k in want if k not in seen]
+    rid_count = collections.Counter((rid, k[2]) for k, rid in ids.items())
+    shared = [r for r, n in rid_count.items() if n > 1]
+    stats = collections.Counter(k[2] for k in seen)
+    stats = dict(expected=len(want), entries=sum(stats.values()), missing=len(missing),
+                 duplicated=len(dups), unexpected=len(unexpected), wrong=len(wrong),
+                 **{"stage_" + k: v for k, v in sorted(stats.items())})
+    if missing:
+        problems.append("dlq: %d of %d expected entries missing: %s" % (
+            len(missing), len(want), show(missing)))
+    if dups:
+        problems.append("dlq: %d lines with more than one entry for one stage: %s" % (
+            len(dups), show(dups)))
+    if unexpected:
+        problems.append("dlq: %d unexpected entries: %s" % (len(unexpected), show(unexpected, 5)))
+    if wrong:
+        problems.append("dlq: %d entries differ from the rejected line:\n      %s" % (
+            len(wrong), "\n      ".join(wrong[:6])))
+    if shared:
+        problems.append("dlq: %d record ids name more than one line: %s" % (len(shared),
+                                                                              show(shared)))
+    return stats, ids
+
+
+def staging_rows(db):
+    """Rows left in the sink's staging tables (absent tables count as empty)."""
+    if not os.path.exists(db):
+        return 0
+    con = sqlite3.connect(db)
+    try:
+        n = 0
+        for t in ("_sluice_staging", "_sluice_staged"):
+            if con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (t,)).fetchone():
+                n += con.execute('SELECT count(*) FROM "%s"' % t).fetchone()[0]
+        return n
+    finally:
+        con.close()
+
+
+def quarantine_state(root):
+    """(records, distinct (record_id, stage), units, empty units, sum of units' counts,
+    highest unit id)."""
+    path = os.path.join(root, "state", "quarantine.db")
+    if not os.path.exists(path):
+        return 0, 0, 0, 0, 0, 0
+    con = sqlite3.connect(path)
+    try:
+        n, d = con.execute("SELECT count(*), count(DISTINCT record_id || '/' || stage) "
+                           "FROM quarantine_records").fetchone()
+        units, empty, total, top = con.execute(
+            "SELECT count(*), sum(NOT EXISTS (SELECT 1 FROM quarantine_records r "
+            "WHERE r.unit = u.id)), sum(records), max(id) FROM quarantine_units u").fetchone()
+        return n, d, units, empty or 0, total or 0, top or 0
+    finally:
+        con.close()
+
+
+def verify_quarantine(sc, root, inp, problems):
+    """Every record the quarantine verdict held back is in the store exactly once, as the
+    record the stage staged; no empty units."""
+    stage, fn = sc["quarantine"]
+    want = {}
+    for obj in fn(inp):
+        want[obj["event_id"]] = obj
+    path = os.path.join(root, "state", "quarantine.db")
+    got, dups, wrong, unexpected, stages = {}, [], [], [], collections.Counter()
+    rids = collections.Counter()
+    if os.path.exists(path):
+        con = sqlite3.connect(path)
+        for rid, st, text in con.execute("SELECT record_id, stage, json FROM quarantine_records"):
+            stages[st] += 1
+            rids[rid] += 1
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                wrong.append("record %s is not JSON: %r" % (rid, text[:60]))
+                continue
+            eid = obj.get("event_id") if isinstance(obj, dict) else None
+            if eid in got:
+                dups.append(eid)
+            elif eid not in want:
+                unexpected.append(eid)
+            elif obj != want[eid]:
+                wrong.append("%s: %s, expected %s" % (eid, canon(obj)[:120],
+                                                      canon(want[eid])[:120]))
+            got[eid] = rid
+        con.close()
+    n, d, units, empty, total, top = quarantine_state(root)
+    missing = [e for e in want if e not in got]
+    # Units are numbered from 1; a unit whose records were all quarantined again (moved
+    # into a newer unit) is removed, so top > units shows such re-quarantines.
+    stats = dict(expected=len(want), records=n, units=units, highest_unit=top,
+                 missing=len(missing),
+                 duplicated=len(dups), unexpected=len(unexpected), wrong=len(wrong))
+    if missing:
+        problems.append("quarantine: %d of %d expected records missing: %s" % (
+            len(missing), len(want), show(missing)))
+    if dups:
+        problems.append("quarantine: %d records kept more than once: %s" % (len(dups), show(dups)))
+    if unexpected:
+        problems.append("quarantine: %d unexpected records: %s" % (len(unexpected),
+                                                                   show(unexpected)))
+    if wrong:
+        problems.append("quarantine: %d records differ:\n      %s" % (
+            len(wrong), "\n      ".join(wrong[:5])))
+    if set(stages) - {stage}:
+        problems.append("quarantine: records kept at stages %s, expected only %s" % (
+            dict(stages), stage))
+    if any(c > 1 for c in rids.values()):
+        problems.append("quarantine: a record id on more than one record")
+    if empty:
+        problems.append("quarantine: %d units hold no records" % empty)
+    if total != n:
+        problems.append("quarantine: the units count %d records, %d are stored" % (total, n))
+    return stats
+
+
+def verify_extras(sc, root, inp, problems, calib_ids=None, label=""):
+    """The dead-letter queue, the quarantine and the staging tables, where the scenario
+    has them. Returns the DLQ's record ids."""
+    ids = None
+    if sc.get("bad"):
+        st, ids = verify_dlq(sc, root, inp, problems, calib_ids)
+        log("%s: dead-letter queue: %s" % (label, ", ".join("%s %s" % kv for kv in st.items())))
+    if sc.get("quarantine"):
+        st = verify_quarantine(sc, root, inp, problems)
+        log("%s: quarantine: %s" % (label, ", ".join("%s %s" % kv for kv in st.items())))
+    if sc.get("wap"):
+        for s in sc["sinks"]:
+            if s["kind"] == "sqlite":
+                n = staging_rows(os.path.join(root, s["db"]))
+                if n:
+                    problems.append("%s: %d rows left in _sluice_staging/_sluice_staged after "
+                                    "a complete run" % (s["name"], n))
+    return ids
 
 
 def verify_all(sc, root, inp, calib, label):
@@ -914,6 +1432,228 @@ def verify_all(sc, root, inp, calib, label):
         log("%s: sink %s (%s): %s" % (label, s["name"], s["kind"],
                                       ", ".join("%s %s" % kv for kv in st.items())))
     return problems, notes, stats
+
+
+# --- write-audit-publish ------------------------------------------------------------------
+#
+# A `run --once` whose sink stages is one unit: killed anywhere, the next run drops the
+# staging and does the whole unit again. To have units to publish during the kills, the
+# input comes in parts: the crash run starts with the first part, and whenever the store
+# shows a unit published the next part is added (as a daily file landing). After every
+# run the store must hold all of the unit or none of it: its count must be what the
+# published parts give, either before the run or with the run's unit.
+
+
+def glob_parts(root):
+    d = os.path.join(root, "in")
+    return sorted(os.path.join(d, n) for n in os.listdir(d) if re.match(r"clicks-\d+\.ndjson$", n))
+
+
+LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z")
+PUBLISH_START = re.compile(r"\[db\] (created table|added column)|failed over the whole run")
+
+
+def publish_fraction(errpath, t0_wall, t_run):
+    """Where in the clean run the verdict and the publish began, as a fraction of the run,
+    from the first log line the publish writes (the table's first columns, or the failed
+    gate). None when no such line is found."""
+    import datetime
+    try:
+        with open(errpath, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for ln in text.splitlines():
+        m = LOG_TS.match(ln)
+        if m and PUBLISH_START.search(ln):
+            ts = datetime.datetime.strptime(m.group(1)[:26], "%Y-%m-%dT%H:%M:%S.%f")
+            t = ts.replace(tzinfo=datetime.timezone.utc).timestamp()
+            return min(1.0, max(0.0, (t - t0_wall) / max(t_run, 1e-3)))
+    return None
+
+
+def store_state(sc, root):
+    """(rows in the target table, distinct event_ids, rows written twice, checkpoint
+    record count, quarantined records, distinct quarantined (record id, stage), DLQ
+    entries, highest attempts)."""
+    s = sc["sinks"][0]
+    con = sqlite3.connect(os.path.join(root, s["db"]))
+    try:
+        n, d = con.execute('SELECT count(*), count(DISTINCT event_id) FROM "%s"' %
+                           s["table"]).fetchone()
+        rw = con.execute("SELECT count(*) FROM crash_rewrites").fetchone()[0]
+        try:
+            ck = con.execute("SELECT coalesce(sum(records), 0) FROM _sluice_checkpoints "
+                             "WHERE pipeline = ? AND sink = ?", (PIPELINE, s["name"])).fetchone()[0]
+        except sqlite3.Error:
+            ck = 0
+    finally:
+        con.close()
+    q, qd = quarantine_state(root)[:2]
+    rows = dlq_rows(root)
+    return n, d, rw, ck, q, qd, len(rows), max([r[10] for r in rows] or [0])
+
+
+def state_summary(sc, root):
+    """What a run that reads nothing must leave unchanged."""
+    out = {"dlq": [(r[0], r[1], r[10]) for r in dlq_rows(root)],
+           "quarantine": quarantine_state(root)}
+    for s in sc["sinks"]:
+        if s["kind"] == "sqlite":
+            con = sqlite3.connect(os.path.join(root, s["db"]))
+            out[s["name"]] = con.execute('SELECT count(*), max(event_id) FROM "%s"' %
+                                         s["table"]).fetchone()
+            con.close()
+            out[s["name"] + "_staging"] = staging_rows(os.path.join(root, s["db"]))
+    return out
+
+
+def wap_kills(args, sc, rng, root, runner, parts, bad, t_clean, t_idle, pub_frac):
+    in_dir = os.path.join(root, "in")
+    os.makedirs(in_dir, exist_ok=True)
+    mode = sc["wap"]
+    fn = sc["quarantine"][1] if mode == "quarantine" else sc["sinks"][0]["expect"]
+    rows, dlqs, nlines = [0], [0], []
+    for part in parts:
+        pin = Input([part], bad)
+        rows.append(rows[-1] + sum(1 for _ in fn(pin)))
+        n = 0
+        for _, _, _, raw, kind in pin.lines():
+            obj = None if kind is None or kind in SOURCE_REJECTS or kind == "blank" \
+                else json.loads(raw)
+            n += len(sc["dlq"](kind, obj)) if kind else 0
+        dlqs.append(dlqs[-1] + n)
+        nlines.append(pin.count)
+    total_lines = sum(nlines)
+
+    def add_part(i):
+        shutil.copyfile(parts[i], os.path.join(in_dir, os.path.basename(parts[i])))
+
+    add_part(0)
+    present, published = 1, 0
+    failures = []
+    completed = nkilled = 0
+    phases = collections.Counter()
+    consecutive_bad = 0
+    per_unit = max(1, args.kills // len(parts))
+    on_unit = 0
+    fit = 1.0  # measured run time / estimated, learnt from runs that published
+    where = "table" if mode == "publish" else "quarantine"
+    log("units: %d parts of %s lines, %s records to %s; the crash run starts with part 1; "
+        "about %d kills per unit, then a run is left to finish and the next part is added" % (
+            len(parts), "/".join(map(str, nlines)),
+            "/".join(str(b - a) for a, b in zip(rows, rows[1:])), mode, per_unit))
+
+    def check_after(nrun):
+        """The store after a run: all of the run's unit or none of it."""
+        n, d, rw, ck, q, qd, nd, att = store_state(sc, root)
+        got = n if mode == "publish" else q
+        if got not in (rows[published], rows[present]):
+            failures.append("after run %d: the %s holds %d records; a unit is all or nothing, "
+                            "so %d (before the run) or %d (with its unit) were expected" %
+                            (nrun, where, got, rows[published], rows[present]))
+        if n != d or rw:
+            failures.append("after run %d: table has %d rows, %d distinct event_ids, %d rows "
+                            "written twice" % (nrun, n, d, rw))
+        if mode == "quarantine" and (n or q != qd):
+            failures.append("after run %d: %d rows in the table (must stay empty), %d "
+                            "quarantined records for %d distinct ids" % (nrun, n, q, qd))
+        if mode == "publish" and ck != n:
+            failures.append("after run %d: _sluice_checkpoints counts %d records, the table "
+                            "holds %d" % (nrun, ck, n))
+        if att > 1 or nd > dlqs[present]:
+            failures.append("after run %d: the dead-letter queue has %d entries (at most %d "
+                            "expected so far), highest attempts %d" % (nrun, nd, dlqs[present],
+                                                                       att))
+        return got, nd
+
+    k = 0
+    while k < args.kills and published < len(parts):
+        unit = "part%s %s" % ("s" if present - published > 1 else "",
+                              "-".join(sorted({str(published + 1), str(present)})))
+        unit_lines = sum(nlines[published:present])
+        t_raw = t_idle + (t_clean - t_idle) * unit_lines / max(1, total_lines)
+        t_unit = t_raw * fit
+        if on_unit >= per_unit:
+            # Enough kills on this unit: let a run finish, so the next part gets its turn.
+            rc, when, errpath = run_to_end(runner, RUN_TIMEOUT_S)
+            got, nd = check_after(runner.nrun)
+            msg = "         run %d (%s) left to finish: exit %s after %.3f s; %s %d, dlq %d" % (
+                runner.nrun, unit, rc, when, where, got, nd)
+            if rc != 0:
+                failures.append("run %d (left to finish) exited %s after %.3f s:\n%s" %
+                                (runner.nrun, rc, when, tail(errpath)))
+                log(msg)
+                break
+            if got != rows[present]:
+                failures.append("run %d finished (exit 0) but the %s holds %d records, %d "
+                                "expected" % (runner.nrun, where, got, rows[present]))
+            fit = min(1.5, max(0.2, when / t_raw))
+        else:
+            k += 1
+            r = rng.random()
+            if r < 0.15:
+                at, why = rng.uniform(0.0, EARLY_WINDOW_S), "early"
+            elif r < 0.65:
+                at, why = rng.uniform(0.55, 1.0) * t_unit, "second half"
+            else:
+                at, why = rng.uniform(0.0, t_unit), "mid"
+            proc, t0, errpath = runner.start()
+            killed, rc, when = kill_run(proc, t0, at)
+            got, nd = check_after(runner.nrun)
+            on_unit += 1
+            phase = ""
+            if pub_frac is not None and killed:
+                ph = "publish" if when >= pub_frac * t_unit else "staging"
+                phases[ph] += 1
+                phase = ", about in the %s phase" % ph
+            if killed:
+                nkilled += 1
+                consecutive_bad = 0
+                msg = "kill %2d/%d: run %d (%s, est. %.2f s) SIGKILLed at %.3f s (%s%s)" % (
+                    k, args.kills, runner.nrun, unit, t_unit, when, why, phase)
+                if stderr_errors(errpath):
+                    failures.append("run %d (killed at %.3f s) had logged errors before the "
+                                    "kill:\n%s" % (runner.nrun, when, tail(errpath)))
+                if got == rows[present] and got != rows[published]:
+                    fit = min(fit, max(0.2, 0.95 * when / t_raw))  # it had published
+            elif rc == 0:
+                completed += 1
+                consecutive_bad = 0
+                msg = "kill %2d/%d: run %d (%s) finished by itself after %.3f s, before its " \
+                      "kill at %.3f s" % (k, args.kills, runner.nrun, unit, when, at)
+                if got != rows[present]:
+                    failures.append("run %d finished (exit 0) but the %s holds %d records, %d "
+                                    "expected" % (runner.nrun, where, got, rows[present]))
+                fit = min(1.5, max(0.2, when / t_raw))
+            else:
+                consecutive_bad += 1
+                msg = "kill %2d/%d: run %d FAILED: exit %s after %.3f s" % (
+                    k, args.kills, runner.nrun, rc, when)
+                failures.append("run %d (after %d kills) exited %s by itself after %.3f s:\n%s"
+                                % (runner.nrun, k - 1, rc, when, tail(errpath)))
+            msg += "; %s %d, dlq %d" % (where, got, nd)
+        if got == rows[present] and present > published:
+            published = present
+            on_unit = 0
+            msg += "; unit published"
+            if present < len(parts):
+                add_part(present)
+                present += 1
+                msg += ", part %d added" % present
+        log(msg)
+        if consecutive_bad >= 3:
+            log("three runs in a row failed by themselves; no more kills")
+            break
+    if published == len(parts) and k < args.kills:
+        log("every part is published after %d kills" % k)
+    while present < len(parts):
+        add_part(present)
+        present += 1
+    if phases:
+        log("killed runs by estimated phase: %s" % ", ".join("%s %d" % kv
+                                                            for kv in sorted(phases.items())))
+    return failures, completed, nkilled
 
 
 # --- one scenario -------------------------------------------------------------------------
@@ -945,12 +1685,19 @@ def scenario(args):
     subprocess.run([gen, "--count", str(args.records), "--seed", str(seed % 2**31),
                     "--out", full], check=True, stdout=subprocess.DEVNULL)
     follow = bool(sc.get("follow"))
-    if sc.get("split"):
-        inp = Input(split_input(full, sc["split"], os.path.join(work, "in")))
+    bad = {}
+    if sc.get("bad"):
+        bad = inject_bad(full, seed, sc["bad"])
+        log("  %d bad lines injected: %s" % (len(bad), ", ".join(
+            "%s %d" % kv for kv in sorted(collections.Counter(bad.values()).items()))))
+    nsplit = sc.get("split") or sc.get("parts")
+    if nsplit:
+        parts = split_input(full, nsplit, os.path.join(work, "in"))
+        inp = Input(parts, locate_bad(full, bad, parts))
         os.remove(full)
         source_path = os.path.join(work, "in", "clicks-*.ndjson")
     else:
-        inp = Input([full])
+        inp = Input([full], {(os.path.basename(full), k): v for k, v in bad.items()})
         source_path = full
 
     # Calibration: one clean run, timed and checked.
@@ -962,13 +1709,17 @@ def scenario(args):
         f.write(pipeline_yaml(dict(sc, follow=False), calib_root, args.delivery, source_path,
                               args.records))
     crun = Runner(args.sluice, calib_root, cyaml, once=True)
+    t0_wall = time.time()
     rc, t_clean, errpath = run_to_end(crun, RUN_TIMEOUT_S,
                                       ("--report", os.path.join(calib_root, "report.json")))
+    errpath_clean = errpath
     if rc != 0:
         log("FAIL: the clean run (no kills) exited %s:\n%s" % (rc, tail(errpath)))
         return 1, work
-    problems = []
-    verify_report(os.path.join(calib_root, "report.json"), problems)
+    problems, report_problems = [], []
+    crep = verify_report(os.path.join(calib_root, "report.json"), report_problems, "clean run")
+    if crep is not None and sc.get("dlq"):
+        verify_counts(crep, expected_counts(sc, inp), report_problems, "clean run")
     # Once more with nothing left to do: that must add nothing, and it times the fixed
     # cost of a run (start-up, recovery, shutdown) that kill windows must allow for.
     rc, t_idle, errpath = run_to_end(crun, RUN_TIMEOUT_S)
@@ -977,6 +1728,8 @@ def scenario(args):
         return 1, work
     vproblems, notes, calib = verify_all(sc, calib_root, inp, None, "clean run + rerun")
     problems += vproblems
+    calib_ids = verify_extras(sc, calib_root, inp, problems, label="clean run + rerun")
+    pub_frac = publish_fraction(errpath_clean, t0_wall, t_clean) if sc.get("wap") else None
     if problems:
         log("FAIL: the clean run (no kills, then run once more) already differs from the "
             "expected output; that is not about crash recovery:")
@@ -985,6 +1738,11 @@ def scenario(args):
         return 1, work
     log("clean run: %.3f s, then a run with nothing to do: %.3f s; output exact" %
         (t_clean, t_idle))
+    for p in report_problems:
+        log("clean run: REPORT PROBLEM (the crash runs go on; the test fails at the end): " + p)
+    if pub_frac is not None:
+        log("clean run: publish (or quarantine) began at about %.0f%% of the run" %
+            (pub_frac * 100))
     if not args.keep:
         shutil.rmtree(calib_root)
 
@@ -994,6 +1752,8 @@ def scenario(args):
     prepare_root(sc, root)
     yaml_path = os.path.join(root, "p.yaml")
     live_input = os.path.join(root, "input.ndjson") if follow else source_path
+    if sc.get("wap"):
+        live_input = os.path.join(root, "in", "clicks-*.ndjson")
     with open(yaml_path, "w") as f:
         f.write(pipeline_yaml(sc, root, args.delivery, live_input, args.records))
     early_share = sc.get("early_share", 0.2)
@@ -1021,14 +1781,20 @@ def scenario(args):
         t_work = max(0.0, t_clean - t_idle)
         mid_hi = t_idle + 2.0 * t_work / max(1.0, args.kills * (1.0 - early_share))
         mid_hi = min(max(mid_hi, 0.005), t_clean * 1.2)
-    log("kill windows: early [0, %.0f ms) for %.0f%% of kills, otherwise [0, %.3f s)" %
-        (EARLY_WINDOW_S * 1000, early_share * 100, mid_hi))
+    if not sc.get("wap"):
+        log("kill windows: early [0, %.0f ms) for %.0f%% of kills, otherwise [0, %.3f s)" %
+            (EARLY_WINDOW_S * 1000, early_share * 100, mid_hi))
 
     runner = Runner(args.sluice, root, yaml_path, once=not follow)
     failures = []
     completed = nkilled = 0
     consecutive_bad = 0
-    for k in range(1, args.kills + 1):
+    generic_kills = args.kills
+    if sc.get("wap"):
+        failures, completed, nkilled = wap_kills(args, sc, rng, root, runner, parts, inp.bad,
+                                                 t_clean, t_idle, pub_frac)
+        generic_kills = 0
+    for k in range(1, generic_kills + 1):
         at, why = draw_kill(rng, early_share, mid_hi)
         # A followed source also runs with --once now and then (a catch-up job between
         # streaming runs): its positions then come from both modes.
@@ -1102,8 +1868,29 @@ def scenario(args):
         if inp.count != args.records:
             problems.append("the followed input has %d lines, %d generated" %
                             (inp.count, args.records))
-    vproblems, notes, _ = verify_all(sc, root, inp, calib, "after %d kills" % args.kills)
-    problems = failures + problems + vproblems
+    label = "after %d kills" % args.kills
+    if sc.get("wap"):
+        inp = Input(glob_parts(root), inp.bad)
+    vproblems, notes, _ = verify_all(sc, root, inp, calib, label)
+    verify_extras(sc, root, inp, vproblems, None if sc.get("wap") else calib_ids, label)
+    if rc == 0 and (sc.get("bad") or sc.get("wap")):
+        # The checkpoint covers the whole input: one more run reads nothing and changes
+        # nothing.
+        before = state_summary(sc, root)
+        rc2, t2, err2 = run_to_end(final, FINAL_TIMEOUT_S, ("--report", report + ".again"))
+        rep2 = verify_report(report + ".again", vproblems, "run after the final run")
+        after = state_summary(sc, root)
+        log("one more run: exit %s after %.3f s, read %s records" % (
+            rc2, t2, rep2.get("records_read") if rep2 else "?"))
+        if rc2 != 0:
+            vproblems.append("the run after the final run exited %s:\n%s" % (rc2, tail(err2)))
+        elif rep2 and rep2.get("records_read") != 0:
+            vproblems.append("the run after the final run read %s records: the checkpoint "
+                             "does not cover the input" % rep2.get("records_read"))
+        if before != after:
+            vproblems.append("the run after the final run changed the state: %s -> %s" %
+                             (before, after))
+    problems = failures + problems + vproblems + report_problems
     for n in notes:
         log("note: " + n)
     elapsed = time.monotonic() - t_start
@@ -1136,7 +1923,8 @@ def main(argv):
     p.add_argument("--scenario", choices=sorted(SCENARIOS))
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument("--seed", type=int, default=int(env.get("CRASHTEST_SEED") or 0) or None)
-    p.add_argument("--records", type=int, default=int(env.get("CRASHTEST_RECORDS") or 200000))
+    p.add_argument("--records", type=int, default=int(env.get("CRASHTEST_RECORDS") or 0) or None,
+                   help="input records (default: 200000; dlq 100000, wap* 30000)")
     p.add_argument("--kills", type=int, default=int(env.get("CRASHTEST_KILLS") or 30))
     p.add_argument("--delivery", default="exactly_once",
                    choices=("exactly_once", "at_least_once"),
@@ -1163,6 +1951,8 @@ def main(argv):
         p.error("set SLUICE or pass --sluice")
     args.sluice = os.path.abspath(args.sluice)
     args.tools = os.path.abspath(args.tools or os.path.dirname(args.sluice))
+    if args.records is None:
+        args.records = SCENARIOS[args.scenario].get("records", 200000)
     if args.records < 1 or args.kills < 0:
         p.error("--records must be >= 1 and --kills >= 0")
     if args.seed is None:

@@ -62,6 +62,16 @@ static void read_rows(const struct sl__csv_dialect *d, const char *p, size_t n, 
                 if (r->offset < last_off || r->line < last_line || r->line == 0 ||
                     r->orig_len > l.max_record || !r->text || !r->orig)
                     abort();
+                if (r->flags & SL_REC_BAD) { /* every reject carries a structured reason */
+                    const struct sl_reject_info *w = r->why;
+                    if (!w || !w->error_class || !w->rule || !r->error)
+                        abort();
+                    int tl = !strcmp(w->error_class, "record_too_large");
+                    if (!tl && strcmp(w->error_class, "csv") && strcmp(w->error_class, "cast"))
+                        abort();
+                    if (tl && (w->true_len <= l.max_record || r->orig_len != l.max_record))
+                        abort();
+                }
                 last_off = r->offset + 1;
                 last_line = r->line;
             }
@@ -122,11 +132,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (st == SL__CSV_ROW && sc.nf <= 8) {
             char msg[256];
             uint32_t nf = sc.nf < NCOL ? sc.nf : NCOL;
-            sl_rc rc = sl__csv_to_json(&s, p + off, f, nf, &out, &tmp, msg, sizeof msg);
+            struct sl__csv_cast_error ce;
+            sl_rc rc = sl__csv_to_json(&s, p + off, f, nf, &out, &tmp, msg, sizeof msg, &ce);
             if (rc == SL_OK && (out.len < 2 || out.data[0] != '{' || out.data[out.len - 1] != '}'))
                 abort();
-            if (rc == SL_EPARSE && !msg[0])
-                abort();
+            if (rc == SL_EPARSE && (!msg[0] || ce.col >= nf || strlen(ce.value) > 67))
+                abort(); /* the reason names a real column and a short value */
         }
         off += sc.used;
     }

@@ -11,8 +11,13 @@
  *   - re-serializing the tape (decode + re-escape) gives JSON that parses, and doing it
  *     again gives the same bytes (a fixed point);
  *   - for an object root, record edits (set, nested set, delete) produce output that
- *     parses, and a record without edits writes its input byte for byte.
- * The input is also compiled as a field path, to exercise that parser too.
+ *     parses, and a record without edits writes its input byte for byte;
+ *   - duplicate keys: sl_record_foreach yields each key once, with the value a lookup of
+ *     that key returns (the last occurrence); parsing with SL_JSON_REJECT_DUPLICATES
+ *     fails with rule duplicate_key exactly when some object repeats a key, and never when
+ *     the root's foreach saw every member.
+ * A failed parse must name a rule of json.h's vocabulary. The input is also compiled as a
+ * field path, to exercise that parser too.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -132,6 +137,100 @@ static uint32_t reserialize(const struct sl_tape *t, uint32_t i, struct sl_arena
     return j;
 }
 
+/* The rule vocabulary of json.h. */
+static int known_rule(const char *r)
+{
+    static const char *const rules[] = {"empty",
+                                        "truncated",
+                                        "unterminated_string",
+                                        "trailing_garbage",
+                                        "bad_escape",
+                                        "lone_surrogate",
+                                        "invalid_utf8",
+                                        "overlong_utf8",
+                                        "control_character",
+                                        "nan_infinity",
+                                        "leading_zero",
+                                        "invalid_number",
+                                        "invalid_literal",
+                                        "trailing_comma",
+                                        "single_quote",
+                                        "byte_order_mark",
+                                        "expected_value",
+                                        "expected_key",
+                                        "expected_colon",
+                                        "expected_comma",
+                                        "depth",
+                                        "too_large",
+                                        "duplicate_key"};
+    for (size_t i = 0; r && i < sizeof rules / sizeof rules[0]; i++)
+        if (strcmp(r, rules[i]) == 0)
+            return 1;
+    return 0;
+}
+
+struct seen_keys {
+    struct sl_record *r;
+    struct sl_arena *a;
+    uint32_t n;
+    const char *key[256];
+    size_t klen[256];
+};
+
+/* foreach callback: keys are distinct and their values are what a lookup returns. */
+static int see_key(void *ctx, const char *key, size_t klen, const struct sl_value *v)
+{
+    struct seen_keys *s = ctx;
+    for (uint32_t i = 0; i < s->n && i < 256; i++)
+        ASSERT(!(s->klen[i] == klen && (klen == 0 || memcmp(s->key[i], key, klen) == 0)));
+    if (s->n < 256) {
+        s->key[s->n] = key;
+        s->klen[s->n] = klen;
+    }
+    s->n++;
+    struct sl_value got;
+    ASSERT(sl_record_get_key(s->r, key, klen, s->a, &got));
+    ASSERT(got.type == v->type);
+    if (v->type != SL_V_NUMBER)
+        ASSERT(sl_value_equal(&got, v));
+    return 0;
+}
+
+/* Duplicate keys: readers agree on the last occurrence; reject mode agrees with them. */
+static void check_duplicates(const uint8_t *data, size_t size, const struct sl_tape *t,
+                             struct sl_arena *a)
+{
+    struct sl_tape dt;
+    struct sl_json_error e;
+    sl_json_parser_set_flags(parser, SL_JSON_REJECT_DUPLICATES);
+    sl_rc rc = sl_json_parse(parser, (const char *)data, size, 0, a, &dt, &e);
+    sl_json_parser_set_flags(parser, 0);
+    ASSERT(rc == SL_OK || rc == SL_EPARSE);
+    if (rc) {
+        ASSERT(strcmp(e.rule, "duplicate_key") == 0);
+        ASSERT(e.offset < size && data[e.offset] == '"');
+        ASSERT(e.path[0] == '$' && memchr(e.path, 0, sizeof e.path) != NULL);
+    }
+    if (t->tok[0].type != SL_J_OBJECT)
+        return;
+    struct sl_record r;
+    memset(&r, 0, sizeof r);
+    r.text = (const char *)data;
+    r.text_len = (uint32_t)size;
+    r.tape = *t;
+    r.flags = SL_REC_PARSED;
+    struct seen_keys s;
+    s.r = &r;
+    s.a = a;
+    s.n = 0;
+    ASSERT(sl_record_foreach(&r, a, see_key, &s) == SL_OK);
+    ASSERT(s.n <= t->tok[0].count);
+    if (rc == SL_OK)
+        ASSERT(s.n == t->tok[0].count); /* no duplicates anywhere, so none at the root */
+    else if (s.n < t->tok[0].count)
+        ASSERT(e.path[1] != 0); /* a root duplicate names its key */
+}
+
 static void check_records(const uint8_t *data, size_t size, const struct sl_tape *t,
                           struct sl_arena *a)
 {
@@ -200,6 +299,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ASSERT(rc == SL_EPARSE);
         ASSERT(e.offset <= size);
         ASSERT(memchr(e.msg, 0, sizeof e.msg) != NULL && e.msg[0]);
+        ASSERT(known_rule(e.rule) && strcmp(e.rule, "duplicate_key") != 0);
+        ASSERT(e.path[0] == 0);
         goto out;
     }
     ASSERT(t.ntok > 0 && t.tok[0].next == t.ntok);
@@ -217,6 +318,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ASSERT(sl_value_from_tape(&t2, 0, &a, &v2) == SL_OK);
     ASSERT(sl_value_equal(&v1, &v2) || v1.type == SL_V_NUMBER || v1.type >= SL_V_ARRAY);
 
+    check_duplicates(data, size, &t, &a);
     check_records(data, size, &t, &a);
 out:
     sl_buf_fini(&b1);

@@ -20,7 +20,8 @@
 #   sqlite_rows DB QUERY          rows as TSV, NULL written as NULL, no header
 #   assert_conservation REPORT [PIPELINE]
 #                                 the run report's counts balance: per stage
-#                                 in = out + dropped + rejected, along every edge
+#                                 in = out + dropped + rejected + quarantined (and
+#                                 rejected = kept in the DLQ when there is one), along every edge
 #                                 consumer in = producer out, and along every path from a
 #                                 source to a sink in = out + dropped + rejected
 #   assert_report_subset EXP ACT  every key in EXP has the same value in ACT (stages
@@ -237,13 +238,19 @@ def num(s, k):
         return 0
     return v
 
-# 1. Each stage balances on its own.
+# 1. Each stage balances on its own: in = out + filtered + rejected (= kept in the DLQ when
+# the pipeline has one) + quarantined (+ skipped: delivered before a restart).
+has_dlq = bool(rep.get("dead_letter_queue"))
 for s in stages:
-    i, o, d, r, k = (num(s, key) for key in ("records_in", "records_out", "dropped", "rejected",
-                                              "skipped"))
-    if i != o + d + r + k:
+    i, o, d, r, k, q = (num(s, key) for key in ("records_in", "records_out", "dropped",
+                                                 "rejected", "skipped", "quarantined"))
+    if i != o + d + r + k + q:
         problems.append(f"stage {s['name']} ({s.get('kind')}): records_in {i} != "
-                        f"records_out {o} + dropped {d} + rejected {r} + skipped {k}")
+                        f"records_out {o} + dropped {d} + rejected {r} + skipped {k} + "
+                        f"quarantined {q}")
+    if has_dlq and num(s, "dlq") != r:
+        problems.append(f"stage {s['name']}: rejected {r} but {num(s, 'dlq')} kept in the "
+                        f"dead-letter queue")
 
 # 2. The graph: from the report when it lists inputs, else from the pipeline file.
 inputs = {}
@@ -341,7 +348,7 @@ if inputs:
         for path in paths_to(s["name"]):
             src = by_name[path[0]]
             lost = sum(num(by_name[n], "dropped") + num(by_name[n], "rejected") +
-                       num(by_name[n], "skipped") for n in path)
+                       num(by_name[n], "skipped") + num(by_name[n], "quarantined") for n in path)
             if num(src, "records_in") != num(s, "records_out") + lost:
                 problems.append("path " + " -> ".join(path) + f": read {num(src, 'records_in')}"
                                 f" != written {num(s, 'records_out')} + dropped, rejected and skipped "

@@ -3,12 +3,19 @@
  *
  * Scanner cases render a row as "STATUS|used|len|newlines|field;field;..." where a quoted
  * field is shown as <...> with its raw inner bytes, so each expectation pins every
- * boundary the scanner reports.
+ * boundary the scanner reports. The row readers (CSV rows and NDJSON lines, lines.c) are
+ * driven over a temporary file to pin their structured reject reasons, blank-line counts
+ * and the true length of overlong lines.
  */
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "plugins/sources/file/csv.h"
+#include "plugins/sources/file/lines.h"
+#include "sluice/batch.h"
 #include "sluice/alloc.h"
 #include "sluice/config.h"
 #include "test.h"
@@ -118,7 +125,7 @@ static const char *conv(const char *row, const char *const *names, const uint8_t
     sl_buf_init(&b, 1 << 20);
     sl_buf_init(&tmp, 1 << 20);
     char msg[256];
-    sl_rc rc = sl__csv_to_json(&s, row, f, sc.nf, &b, &tmp, msg, sizeof msg);
+    sl_rc rc = sl__csv_to_json(&s, row, f, sc.nf, &b, &tmp, msg, sizeof msg, NULL);
     if (rc == SL_OK)
         snprintf(out, sizeof out, "%.*s", (int)b.len, b.data);
     else
@@ -218,6 +225,168 @@ static void test_configure(void)
     CHECK_INT(configure("quote: ','\n", &c, &err), SL_ECONFIG);
 }
 
+/* REQUIRE for helpers that return a value: a failed setup ends the test program. */
+#define MUST(c)                                                                                    \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: setup failed: %s\n", __FILE__, __LINE__, #c);                  \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* Write data to a temporary file and return its fd (unlinked). */
+static int temp_input(const char *data, size_t n)
+{
+    char path[] = "/tmp/sluice_test_csv_XXXXXX";
+    int fd = mkstemp(path);
+    MUST(fd >= 0);
+    unlink(path);
+    MUST(write(fd, data, n) == (ssize_t)n);
+    return fd;
+}
+
+/*
+ * Read all of data through a window of max_record bytes into one batch, as the file
+ * source does: split, flush, refill, and a last pass at the end of the input. csv NULL
+ * reads NDJSON.
+ */
+static struct sl_batch *read_all(const char *data, size_t n, size_t max_record, struct sl__csv *csv)
+{
+    static const struct sl_batch_limits lim = {100000, (size_t)1 << 30};
+    struct sl__emit e = {&lim, "src", "t.in", {1, 2}};
+    struct sl__lines l;
+    struct sl_batch *b;
+    struct sl_error err;
+    MUST(sl__lines_init(&l, 0, max_record) == SL_OK);
+    MUST(sl_batch_create(0, &b) == SL_OK);
+    int fd = temp_input(data, n), at_eof = 0;
+    struct sl__span sp;
+    sl__lines_span_begin(&l, &sp, b);
+    for (;;) {
+        sl_rc rc = csv ? sl__csv_rows(csv, &l, b, &sp, &e, at_eof, &err)
+                       : sl__lines_ndjson(&l, b, &sp, &e, at_eof);
+        MUST(rc == SL_AGAIN);
+        MUST(sl__lines_flush(&l, b, &sp, l.start) == SL_OK);
+        if (at_eof)
+            break;
+        ssize_t got = sl__lines_fill(&l, &sp, fd, 1);
+        MUST(got >= 0);
+        at_eof = got == 0;
+    }
+    close(fd);
+    sl__lines_fini(&l);
+    return b;
+}
+
+/* The reject reason of record i as "class|rule|path|expected|actual" or "live:<text>". */
+static const char *why_of(const struct sl_batch *b, uint32_t i)
+{
+    static char out[1024];
+    const struct sl_record *r = &b->recs[i];
+    if (!(r->flags & SL_REC_BAD)) {
+        snprintf(out, sizeof out, "live:%.*s", (int)r->text_len, r->text);
+        return out;
+    }
+    const struct sl_reject_info *w = r->why;
+    if (!w)
+        return "no why";
+    snprintf(out, sizeof out, "%s|%s|%s|%s|%s", w->error_class ? w->error_class : "-",
+             w->rule ? w->rule : "-", w->path ? w->path : "-", w->expected ? w->expected : "-",
+             w->actual ? w->actual : "-");
+    return out;
+}
+
+static void test_csv_rejects(void)
+{
+    struct sl__csv c;
+    struct sl_error err;
+    struct sl_cfg_doc *doc;
+    const char *yaml = "types: {id: int, \"odd col\": float, ok: bool}\n";
+    REQUIRE(sl_cfg_load_string(yaml, strlen(yaml), "t.yaml", "/tmp", &doc, &err) == SL_OK);
+    REQUIRE(sl__csv_configure(&c, doc, doc->root, 1 << 20, &err) == SL_OK);
+    sl__csv_input_begin(&c);
+    const char *in = "id,odd col,ok,name\n"
+                     "1,2.5,yes,ann\n"
+                     "\n"
+                     "2,3,no\n"
+                     "   \t \n"
+                     "3,4,y,bob,extra\n"
+                     "abc,1,t,x\n"
+                     "4,1e999,t,x\n"
+                     "5,1,maybe,x\n"
+                     "6,1,t,\"a\"b\n"
+                     "7,1,t,\"never closed\n";
+    struct sl_batch *b = read_all(in, strlen(in), 1 << 20, &c);
+    REQUIRE(b->n == 8);
+    CHECK_STR(why_of(b, 0), "live:{\"id\":1,\"odd col\":2.5,\"ok\":true,\"name\":\"ann\"}");
+    CHECK_STR(why_of(b, 1), "csv|column_count|-|4 fields|3 fields");
+    CHECK(strstr(b->recs[1].error, "line 4 of t.in: 3 fields, expected 4 (id ... name)") != NULL);
+    CHECK_STR(why_of(b, 2), "csv|column_count|-|4 fields|5 fields");
+    CHECK_STR(why_of(b, 3), "cast|int|$.id|int|abc");
+    CHECK_STR(b->recs[3].error, "line 7 of t.in, column id: \"abc\" is not an int");
+    CHECK_STR(why_of(b, 4), "cast|float|$[\"odd col\"]|float|1e999");
+    CHECK_STR(why_of(b, 5), "cast|bool|$.ok|bool|maybe");
+    CHECK_STR(why_of(b, 6), "csv|quoting|$.name|',' or a line break after the closing \"|'b'");
+    CHECK(strstr(b->recs[6].error,
+                 "line 10 of t.in: malformed CSV: unexpected character after a "
+                 "closing quote (byte 10 of the row, column 4 \"name\")") != NULL);
+    CHECK_STR(why_of(b, 7), "csv|quoting|$.name|a closing \"|end of input");
+    CHECK(strstr(b->recs[7].error, "quoted field not closed") != NULL);
+    CHECK_INT(b->recs[7].line, 11);
+    CHECK_INT(b->empty, 2); /* the empty line and the blank one */
+    /* The raw row is kept as read. */
+    CHECK_INT(b->recs[6].orig_len, 10);
+    CHECK(memcmp(b->recs[6].orig, "6,1,t,\"a\"b", 10) == 0);
+    sl_batch_unref(b);
+    sl__csv_fini(&c);
+    sl_cfg_destroy(doc);
+}
+
+static void test_lines_blank_and_overlong(void)
+{
+    /* Lines 2 and 6 over 16 bytes: one whose end is in the window, one far longer than the
+     * window (its length is counted while it is skipped), and one at the end of the input
+     * without a newline. */
+    size_t big = 200 * 1024;
+    char *in = malloc(big + 256);
+    REQUIRE(in);
+    size_t n = 0;
+    n += (size_t)sprintf(in + n, "{\"a\":1}\n{\"long\":\"abcdefghijkl\"}\r\n\n  \t\r\n{\"a\":2}\n");
+    size_t long_at = n;
+    memset(in + n, 'x', big);
+    n += big;
+    n += (size_t)sprintf(in + n, "\r\n{\"a\":3}\n\t\n%s", "{\"tail\":\"0123456789\"}");
+    struct sl_batch *b = read_all(in, n, 16, NULL);
+    REQUIRE(b->n == 6);
+    CHECK_STR(why_of(b, 0), "live:{\"a\":1}");
+    CHECK_STR(why_of(b, 1), "record_too_large|max_record_bytes|-|<= 16 bytes|23 bytes");
+    CHECK_INT(b->recs[1].why->true_len, 23);
+    CHECK_INT(b->recs[1].orig_len, 16);
+    CHECK(memcmp(b->recs[1].orig, "{\"long\":\"abcdefg", 16) == 0);
+    CHECK_STR(b->recs[1].error, "line 2 of t.in is 23 bytes, over max_record_bytes (16 bytes); "
+                                "raise max_record_bytes or fix the producer");
+    CHECK_STR(why_of(b, 2), "live:{\"a\":2}");
+    char want[128];
+    snprintf(want, sizeof want, "record_too_large|max_record_bytes|-|<= 16 bytes|%zu bytes", big);
+    CHECK_STR(why_of(b, 3), want);
+    CHECK_INT(b->recs[3].why->true_len, big);
+    CHECK_INT(b->recs[3].offset, long_at);
+    CHECK_INT(b->recs[3].line, 6);
+    CHECK(memcmp(b->recs[3].orig, "xxxxxxxxxxxxxxxx", 16) == 0);
+    snprintf(want, sizeof want,
+             "line 6 of t.in is %zu bytes, over max_record_bytes (16 bytes); raise "
+             "max_record_bytes or fix the producer",
+             big);
+    CHECK_STR(b->recs[3].error, want);
+    CHECK_STR(why_of(b, 4), "live:{\"a\":3}");
+    CHECK_INT(b->recs[4].line, 7);
+    CHECK_STR(why_of(b, 5), "record_too_large|max_record_bytes|-|<= 16 bytes|21 bytes");
+    CHECK_INT(b->recs[5].line, 9);
+    CHECK_INT(b->empty, 3);
+    sl_batch_unref(b);
+    free(in);
+}
+
 int main(void)
 {
     RUN(test_scan_plain);
@@ -228,5 +397,7 @@ int main(void)
     RUN(test_convert_types);
     RUN(test_convert_long_value_message);
     RUN(test_configure);
+    RUN(test_csv_rejects);
+    RUN(test_lines_blank_and_overlong);
     return TEST_DONE();
 }

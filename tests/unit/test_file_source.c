@@ -283,8 +283,8 @@ static void test_overlong(void)
              "BAD 2:9:16:line 2 of %s is 30 bytes, over max_record_bytes (16 bytes); raise "
              "max_record_bytes or fix the producer\n"
              "3:40:{\"ok\":2}\n"
-             "BAD 4:50:16:line 4 of %s is longer than max_record_bytes (16 bytes); raise "
-             "max_record_bytes or fix the producer\n"
+             "BAD 4:50:16:line 4 of %s is 100000 bytes, over max_record_bytes (16 bytes); "
+             "raise max_record_bytes or fix the producer\n"
              "5:100051:{\"ok\":3}\n"
              "BAD 6:100060:16:line 6 of %s is 20 bytes, over max_record_bytes (16 bytes); "
              "raise max_record_bytes or fix the producer\n",
@@ -446,7 +446,8 @@ static void test_csv_typed(void)
         "BAD 7:94:9:line 7 of %s: 3 fields, expected 5 (id ... tags)\n"
         "BAD 8:105:12:line 8 of %s, column id: \"x5\" is not an int\n"
         "BAD 9:119:15:line 9 of %s: malformed CSV: unexpected character after a closing "
-        "quote (byte 9 of the row)\n"
+        "quote (byte 9 of the row, column 2 \"name\"); quote the whole field and double "
+        "any \" inside it\n"
         "10:136:{\"id\":7,\"name\":\"last\",\"score\":0.25,\"ok\":false,\"tags\":null}\n",
         p, p, p);
     char *got = slurp(cfg, 1024, 1 << 20);

@@ -31,21 +31,23 @@ static int parses(const char *s)
     return parse_n(s, strlen(s), 0, &t, &e) == SL_OK;
 }
 
-/* Expect SL_EPARSE at offset off with msg containing frag. */
-#define CHECK_ERR_N(s, n, off, frag)                                                               \
+/* Expect SL_EPARSE at offset off, with exactly rule want_rule and msg containing frag. */
+#define CHECK_ERR_N(s, n, off, want_rule, frag)                                                    \
     do {                                                                                           \
         struct sl_tape t_;                                                                         \
         struct sl_json_error e_;                                                                   \
         memset(&e_, 0, sizeof e_);                                                                 \
         CHECK_INT(parse_n((s), (n), 0, &t_, &e_), SL_EPARSE);                                      \
         CHECK_INT(e_.offset, (off));                                                               \
+        CHECK_STR(e_.rule ? e_.rule : "(null)", (want_rule));                                      \
+        CHECK_STR(e_.path, "");                                                                    \
         if (!strstr(e_.msg, (frag))) {                                                             \
             test_failures++;                                                                       \
             fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, e_.msg,    \
                     (frag));                                                                       \
         }                                                                                          \
     } while (0)
-#define CHECK_ERR(s, off, frag) CHECK_ERR_N((s), strlen(s), (off), (frag))
+#define CHECK_ERR(s, off, want_rule, frag) CHECK_ERR_N((s), strlen(s), (off), (want_rule), (frag))
 
 static void test_tape_layout(void)
 {
@@ -112,93 +114,115 @@ static void test_whitespace_and_scalars(void)
 
 static void test_structure_errors(void)
 {
-    CHECK_ERR("", 0, "empty input");
-    CHECK_ERR("   ", 3, "empty input");
-    CHECK_ERR("[1,2", 4, "unexpected end of input: expected ',' or ']'");
-    CHECK_ERR("{\"a\":1", 6, "expected ',' or '}'");
-    CHECK_ERR("{\"a\" 1}", 5, "expected ':' after object key, found '1'");
-    CHECK_ERR("{\"a\"", 4, "expected ':'");
-    CHECK_ERR("{\"a\":1 \"b\":2}", 7, "expected ',' or '}' after object member");
-    CHECK_ERR("[1 2]", 3, "expected ',' or ']' after array element");
-    CHECK_ERR("{1:2}", 1, "expected a string key in object, found '1'");
-    CHECK_ERR("{\"a\":1,}", 7, "trailing comma");
-    CHECK_ERR("[1,]", 3, "trailing comma");
-    CHECK_ERR("{\"a\":}", 5, "expected a value before '}'");
-    CHECK_ERR("{\"a\":1,", 7, "expected an object key");
-    CHECK_ERR("[", 1, "unexpected end of input: expected a value");
-    CHECK_ERR("]", 0, "expected a value before ']'");
-    CHECK_ERR("1 2", 2, "unexpected '2' after the JSON value");
-    CHECK_ERR("{}x", 2, "unexpected 'x' after the JSON value");
-    CHECK_ERR("\xef\xbb\xbf{}", 0, "invalid byte 0xEF where a value was expected");
-    CHECK_ERR("\f1", 0, "unexpected 0x0C where a value was expected");
-    CHECK_ERR("'a'", 0, "unexpected '''");
-    CHECK_ERR("tru", 3, "unexpected end of input inside literal (expected true)");
-    CHECK_ERR("trux", 3, "invalid literal (expected true)");
-    CHECK_ERR("nul", 3, "expected null");
-    CHECK_ERR("fals", 4, "expected false");
-    CHECK_ERR("[nulL]", 4, "invalid literal (expected null)");
-    CHECK_ERR("NaN", 0, "unexpected 'N'");
-    CHECK_ERR("Infinity", 0, "unexpected 'I'");
-    CHECK_ERR("[1,2]]", 5, "after the JSON value");
-    CHECK_ERR_N("[1,\0]", 5, 3, "unexpected 0x00 where a value was expected");
+    CHECK_ERR("", 0, "empty", "empty input");
+    CHECK_ERR("   ", 3, "empty", "empty input");
+    CHECK_ERR("[1,2", 4, "truncated", "unexpected end of input at byte 4: expected ',' or ']'");
+    CHECK_ERR("{\"a\":1", 6, "truncated", "expected ',' or '}'");
+    CHECK_ERR("{\"a\" 1}", 5, "expected_colon", "expected ':' after object key, found '1'");
+    CHECK_ERR("{\"a\"", 4, "truncated", "expected ':'");
+    CHECK_ERR("{\"a\":1 \"b\":2}", 7, "expected_comma", "expected ',' or '}' after object member");
+    CHECK_ERR("[1 2]", 3, "expected_comma", "expected ',' or ']' after array element");
+    CHECK_ERR("{1:2}", 1, "expected_key", "expected a string key in double quotes, found '1'");
+    CHECK_ERR("{,}", 1, "expected_key", "found ','");
+    CHECK_ERR("{\"a\":1,}", 7, "trailing_comma", "trailing comma before '}'");
+    CHECK_ERR("{\"a\":1 , \n}", 10, "trailing_comma", "trailing comma before '}'");
+    CHECK_ERR("[1,]", 3, "trailing_comma", "trailing comma before ']'");
+    CHECK_ERR("[1,\t ]", 5, "trailing_comma", "trailing comma before ']'");
+    CHECK_ERR("{\"a\":[1,],\"b\":2}", 8, "trailing_comma", "trailing comma");
+    CHECK_ERR("{\"a\":}", 5, "expected_value", "expected a value before '}'");
+    CHECK_ERR("[,1]", 1, "expected_value", "unexpected ',' where a value was expected");
+    CHECK_ERR("{\"a\":1,", 7, "truncated", "expected an object key");
+    CHECK_ERR("[", 1, "truncated", "unexpected end of input at byte 1: expected a value");
+    CHECK_ERR("{\"a\":[1,{\"b\":", 13, "truncated", "the document is truncated");
+    CHECK_ERR("]", 0, "expected_value", "expected a value before ']'");
+    CHECK_ERR("1 2", 2, "trailing_garbage", "unexpected '2' after the JSON value ended at byte 1");
+    CHECK_ERR("{}x", 2, "trailing_garbage", "unexpected 'x' after the JSON value");
+    CHECK_ERR("{\"a\":1}}", 7, "trailing_garbage", "unexpected '}' after the JSON value");
+    CHECK_ERR("\xef\xbb\xbf{}", 0, "byte_order_mark", "byte order mark");
+    CHECK_ERR("\xef{}", 0, "expected_value", "invalid byte 0xEF where a value was expected");
+    CHECK_ERR("\f1", 0, "expected_value", "unexpected 0x0C where a value was expected");
+    CHECK_ERR("'a'", 0, "single_quote", "single-quoted string");
+    CHECK_ERR("{\"k\":'a'}", 5, "single_quote", "single-quoted string");
+    CHECK_ERR("{'k':1}", 1, "single_quote", "single-quoted object key");
+    CHECK_ERR("tru", 3, "truncated",
+              "unexpected end of input at byte 3 inside literal (expected true");
+    CHECK_ERR("trux", 3, "invalid_literal", "invalid literal at byte 0 (expected true)");
+    CHECK_ERR("nul", 3, "truncated", "expected null");
+    CHECK_ERR("fals", 4, "truncated", "expected false");
+    CHECK_ERR("[nulL]", 4, "invalid_literal", "invalid literal at byte 1 (expected null)");
+    CHECK_ERR("NaN", 0, "nan_infinity", "NaN/Infinity is not a JSON value");
+    CHECK_ERR("[nan]", 1, "nan_infinity", "NaN/Infinity is not a JSON value");
+    CHECK_ERR("Infinity", 0, "nan_infinity", "NaN/Infinity is not a JSON value");
+    CHECK_ERR("{\"x\":inf}", 5, "nan_infinity", "NaN/Infinity");
+    CHECK_ERR("{\"x\":+Infinity}", 5, "nan_infinity", "NaN/Infinity");
+    CHECK_ERR("[1,2]]", 5, "trailing_garbage", "after the JSON value");
+    CHECK_ERR_N("[1,\0]", 5, 3, "expected_value", "unexpected 0x00 where a value was expected");
 }
 
 static void test_number_errors(void)
 {
-    CHECK_ERR("01", 0, "leading zero");
-    CHECK_ERR("-01", 0, "leading zero");
-    CHECK_ERR("[00]", 1, "leading zero");
-    CHECK_ERR("-", 1, "expected a digit after '-'");
-    CHECK_ERR("-a", 1, "expected a digit after '-'");
-    CHECK_ERR("1.", 2, "expected a digit after '.'");
-    CHECK_ERR("1.e5", 2, "expected a digit after '.'");
-    CHECK_ERR("1e", 2, "exponent");
-    CHECK_ERR("1e+", 3, "exponent");
-    CHECK_ERR("1E-x", 3, "exponent");
-    CHECK_ERR("+1", 0, "unexpected '+'");
-    CHECK_ERR(".5", 0, "unexpected '.'");
-    CHECK_ERR("-Infinity", 1, "expected a digit after '-'");
-    CHECK_ERR("1.5.2", 3, "unexpected '.' after the JSON value");
-    CHECK_ERR("0x10", 1, "unexpected 'x'");
+    CHECK_ERR("01", 0, "leading_zero", "leading zero");
+    CHECK_ERR("-01", 0, "leading_zero", "leading zero");
+    CHECK_ERR("[00]", 1, "leading_zero", "leading zero");
+    CHECK_ERR("{\"zip\":007}", 7, "leading_zero", "leading zero");
+    CHECK_ERR("-", 1, "truncated", "expected a digit after '-'");
+    CHECK_ERR("-a", 1, "invalid_number", "expected a digit after '-', found 'a'");
+    CHECK_ERR("1.", 2, "truncated", "expected a digit after '.'");
+    CHECK_ERR("1.e5", 2, "invalid_number", "expected a digit after '.', found 'e'");
+    CHECK_ERR("1e", 2, "truncated", "exponent");
+    CHECK_ERR("1e+", 3, "truncated", "exponent");
+    CHECK_ERR("1E-x", 3, "invalid_number", "expected a digit in the exponent, found 'x'");
+    CHECK_ERR("+1", 0, "invalid_number", "no '+' sign");
+    CHECK_ERR(".5", 0, "invalid_number", "write 0.5, not .5");
+    CHECK_ERR("-Infinity", 0, "nan_infinity", "-Infinity is not a JSON number");
+    CHECK_ERR("[-inf]", 1, "nan_infinity", "-Infinity is not a JSON number");
+    CHECK_ERR("1.5.2", 3, "trailing_garbage", "unexpected '.' after the JSON value");
+    CHECK_ERR("0x10", 1, "trailing_garbage", "unexpected 'x'");
 }
 
 static void test_string_errors(void)
 {
-    CHECK_ERR("\"abc", 4, "unterminated string starting at byte 0");
-    CHECK_ERR("[\"abcdefghijklmnop", 18, "unterminated string starting at byte 1");
-    CHECK_ERR("\"a\\", 3, "input ends inside an escape");
-    CHECK_ERR("\"a\x01\"", 2, "unescaped control character 0x01");
-    CHECK_ERR("\"tab\there\"", 4, "unescaped control character 0x09");
-    CHECK_ERR("\"0123456789\n\"", 11, "unescaped control character 0x0A");
-    CHECK_ERR_N("\"a\0b\"", 5, 2, "unescaped control character 0x00");
-    CHECK_ERR("\"\\x\"", 2, "invalid escape '\\x'");
-    CHECK_ERR("\"\\U0041\"", 2, "invalid escape '\\U'");
-    CHECK_ERR("\"\\u12G4\"", 1, "expected 4 hex digits");
-    CHECK_ERR("\"\\u12\"", 1, "expected 4 hex digits");
-    CHECK_ERR("\"\\ud800\"", 1, "lone high surrogate \\uD800");
-    CHECK_ERR("\"\\ud800\\u0041\"", 1, "lone high surrogate");
-    CHECK_ERR("\"\\ud800\\ud800\"", 1, "lone high surrogate");
-    CHECK_ERR("\"ab\\udc00\"", 3, "lone low surrogate \\uDC00");
-    CHECK_ERR("\"\\udbff\"", 1, "lone high surrogate \\uDBFF");
-    CHECK_ERR("{\"k\\q\":1}", 4, "invalid escape '\\q'");
+    CHECK_ERR("\"abc", 4, "unterminated_string",
+              "the string starting at byte 0 has no closing quote");
+    CHECK_ERR("[\"abcdefghijklmnop", 18, "unterminated_string", "the string starting at byte 1");
+    CHECK_ERR("{\"a\":\"x}", 8, "unterminated_string", "string starting at byte 5");
+    CHECK_ERR("\"a\\", 3, "unterminated_string", "input ends inside an escape");
+    CHECK_ERR("\"a\\u00", 6, "unterminated_string", "ends inside the \\u escape at byte 2");
+    CHECK_ERR("\"a\x01\"", 2, "control_character", "unescaped control character 0x01");
+    CHECK_ERR("\"tab\there\"", 4, "control_character", "unescaped control character 0x09");
+    CHECK_ERR("\"0123456789\n\"", 11, "control_character", "unescaped control character 0x0A");
+    CHECK_ERR_N("\"a\0b\"", 5, 2, "control_character", "unescaped control character 0x00");
+    CHECK_ERR("\"\\x\"", 2, "bad_escape", "invalid escape '\\x'");
+    CHECK_ERR("\"\\U0041\"", 2, "bad_escape", "invalid escape '\\U'");
+    CHECK_ERR("\"\\u12G4\"", 5, "bad_escape", "expected 4 hex digits after \\u, found 'G'");
+    CHECK_ERR("\"\\u12\"", 5, "bad_escape", "invalid \\u escape at byte 1");
+    CHECK_ERR("\"\\ud800\"", 1, "lone_surrogate", "lone high surrogate \\uD800");
+    CHECK_ERR("\"\\ud800\\u0041\"", 1, "lone_surrogate", "lone high surrogate");
+    CHECK_ERR("\"\\ud800\\ud800\"", 1, "lone_surrogate", "lone high surrogate");
+    CHECK_ERR("\"ab\\udc00\"", 3, "lone_surrogate", "lone low surrogate \\uDC00");
+    CHECK_ERR("\"\\udbff\"", 1, "lone_surrogate", "lone high surrogate \\uDBFF");
+    CHECK_ERR("{\"k\\q\":1}", 4, "bad_escape", "invalid escape '\\q'");
 }
 
 static void test_utf8_errors(void)
 {
-    CHECK_ERR("\"\xc3\"", 1, "invalid UTF-8 byte 0xC3");     /* truncated sequence */
-    CHECK_ERR("\"\xc3", 1, "invalid UTF-8 byte 0xC3");       /* truncated by the end */
-    CHECK_ERR("\"\xc0\x80\"", 1, "invalid UTF-8 byte 0xC0"); /* overlong NUL */
-    CHECK_ERR("\"\xc1\xbf\"", 1, "invalid UTF-8 byte 0xC1"); /* overlong */
-    CHECK_ERR("\"\xe0\x80\xaf\"", 1, "0xE0");                /* overlong 3-byte */
-    CHECK_ERR("\"\xf0\x80\x80\xaf\"", 1, "0xF0");            /* overlong 4-byte */
-    CHECK_ERR("\"\xed\xa0\x80\"", 1, "0xED");                /* encoded surrogate */
-    CHECK_ERR("\"\xf4\x90\x80\x80\"", 1, "0xF4");            /* above U+10FFFF */
-    CHECK_ERR("\"\xf5\x80\x80\x80\"", 1, "0xF5");
-    CHECK_ERR("\"\x80\"", 1, "invalid UTF-8 byte 0x80"); /* stray continuation */
-    CHECK_ERR("\"\xff\"", 1, "invalid UTF-8 byte 0xFF");
-    CHECK_ERR("\"abcdefgh\xe2\x82\"", 9, "0xE2"); /* past the 8-byte fast path */
-    CHECK_ERR("\"\xe2\x28\xa1\"", 1, "0xE2");
-    CHECK_ERR("{\"k\xfe\":1}", 3, "0xFE"); /* in a key */
+    CHECK_ERR("\"\xc3\"", 1, "invalid_utf8",
+              "lead byte 0xC3 needs 1 continuation bytes, byte 2 is 0x22");
+    CHECK_ERR("\"\xc3", 1, "invalid_utf8", "sequence starting with 0xC3 is cut short");
+    CHECK_ERR("\"\xc0\x80\"", 1, "overlong_utf8",
+              "overlong UTF-8 encoding in string: lead byte 0xC0");
+    CHECK_ERR("\"\xc1\xbf\"", 1, "overlong_utf8", "lead byte 0xC1");
+    CHECK_ERR("\"\xe0\x80\xaf\"", 1, "overlong_utf8", "0xE0");
+    CHECK_ERR("\"\xf0\x80\x80\xaf\"", 1, "overlong_utf8", "0xF0");
+    CHECK_ERR("\"\xed\xa0\x80\"", 1, "invalid_utf8", "0xED 0xA0 encode a UTF-16 surrogate");
+    CHECK_ERR("\"\xf4\x90\x80\x80\"", 1, "invalid_utf8", "0xF4 starts a code point above U+10FFFF");
+    CHECK_ERR("\"\xf5\x80\x80\x80\"", 1, "invalid_utf8", "0xF5 starts a code point above");
+    CHECK_ERR("\"\x80\"", 1, "invalid_utf8", "continuation byte 0x80 where a character must start");
+    CHECK_ERR("\"caf\xe9\"", 4, "invalid_utf8", "lead byte 0xE9 needs 2 continuation bytes");
+    CHECK_ERR("\"\xff\"", 1, "invalid_utf8", "byte 0xFF never occurs in UTF-8");
+    CHECK_ERR("\"abcdefgh\xe2\x82\"", 9, "invalid_utf8", "0xE2"); /* past the 8-byte fast path */
+    CHECK_ERR("\"\xe2\x28\xa1\"", 1, "invalid_utf8", "byte 2 is 0x28");
+    CHECK_ERR("{\"k\xfe\":1}", 3, "invalid_utf8", "0xFE"); /* in a key */
 
     size_t bad = 99;
     CHECK(sl_utf8_valid("plain ascii text, long enough for words", 39, &bad));
@@ -226,7 +250,7 @@ static void test_depth(void)
     CHECK_INT(t.tok[0].len, 256);
     memset(doc, '[', 129);
     memset(doc + 129, ']', 129);
-    CHECK_ERR_N(doc, 258, 128, "nesting deeper than 128 levels");
+    CHECK_ERR_N(doc, 258, 128, "depth", "nesting deeper than 128 levels");
     /* An explicit limit, and objects count too. */
     CHECK_INT(parse_n("[{\"a\":[]}]", 10, 3, &t, &e), SL_OK);
     CHECK_INT(parse_n("[{\"a\":[[]]}]", 12, 3, &t, &e), SL_EPARSE);
@@ -252,6 +276,7 @@ static void test_limit(void)
     /* The length is checked before any byte is read. */
     CHECK_INT(parse_n("1", SL_JSON_MAX_TEXT + 1, 0, &t, &e), SL_ELIMIT);
     CHECK(strstr(e.msg, "exceeds the 1 GiB limit") != NULL);
+    CHECK_STR(e.rule, "too_large");
     CHECK_INT(t.ntok, 0x5A5A5A5A); /* untouched on failure */
 }
 
@@ -572,6 +597,69 @@ static void test_equal_truthy(void)
     CHECK_STR(sl_value_type_name(&v), "array");
 }
 
+/* Parse doc with SL_JSON_REJECT_DUPLICATES; expect a duplicate_key failure at off/path. */
+static void check_dup(const char *doc, size_t off, const char *want_path, const char *frag)
+{
+    struct sl_tape t;
+    struct sl_json_error e;
+    memset(&e, 0, sizeof e);
+    sl_json_parser_set_flags(P, SL_JSON_REJECT_DUPLICATES);
+    CHECK_INT(parse_n(doc, strlen(doc), 0, &t, &e), SL_EPARSE);
+    sl_json_parser_set_flags(P, 0);
+    CHECK_INT(e.offset, off);
+    CHECK_STR(e.rule, "duplicate_key");
+    CHECK_STR(e.path, want_path);
+    if (!strstr(e.msg, frag)) {
+        test_failures++;
+        fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, e.msg, frag);
+    }
+    /* Without the flag the same document parses. */
+    CHECK_INT(parse_n(doc, strlen(doc), 0, &t, &e), SL_OK);
+}
+
+static void test_duplicate_keys(void)
+{
+    check_dup("{\"a\":1,\"b\":2,\"a\":3}", 13, "$.a", "duplicate key \"a\" at $.a");
+    check_dup("{\"x\":{\"os\":1,\"os\":2}}", 13, "$.x.os", "duplicate key \"os\" at $.x.os");
+    check_dup("[0,{\"k\":[{\"q\":1},{\"z\":1,\"z\":2}]}]", 24, "$[1].k[1].z", "at $[1].k[1].z");
+    check_dup("{\"odd key\":{\"a b\":1,\"a b\":2}}", 20, "$[\"odd key\"][\"a b\"]", "\"a b\"");
+    check_dup("{\"a\":1,\"\\u0061\":2}", 7, "$[\"\\u0061\"]", "duplicate key \"\\u0061\"");
+    check_dup("{\"\":1,\"\":2}", 6, "$[\"\"]", "duplicate key \"\"");
+    /* The first repetition in document order is reported. */
+    check_dup("{\"a\":{\"b\":1,\"b\":2},\"a\":0}", 12, "$.a.b", "$.a.b");
+
+    /* Many members (a table off the stack) and a long path that must be cut. */
+    char big[8192];
+    size_t n = (size_t)snprintf(big, sizeof big, "{");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(big + n, sizeof big - n, "\"k%d\":%d,", i, i);
+    size_t off = n;
+    snprintf(big + n, sizeof big - n, "\"k299\":0}");
+    check_dup(big, off, "$.k299", "duplicate key \"k299\"");
+    char deep[600];
+    n = 0;
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"level_%02d_key\":", i);
+    off = n + 7;
+    n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"k\":1,\"k\":2}");
+    for (int i = 0; i < 20; i++)
+        deep[n++] = '}';
+    deep[n] = 0;
+    struct sl_tape t;
+    struct sl_json_error e;
+    sl_json_parser_set_flags(P, SL_JSON_REJECT_DUPLICATES);
+    CHECK_INT(parse_n(deep, n, 0, &t, &e), SL_EPARSE);
+    CHECK_INT(e.offset, off);
+    CHECK_INT(strlen(e.path), 127);
+    CHECK(strncmp(e.path, "$.level_00_key.level_01_key.", 28) == 0);
+    CHECK(strcmp(e.path + 124, "...") == 0);
+
+    /* Accepted with the flag: same key in different objects, keys differing by escapes. */
+    CHECK(parses("{\"a\":{\"a\":1},\"b\":[{\"a\":1},{\"a\":2}],\"c\\n\":1,\"c\":2}"));
+    CHECK(parses("[1,2,1]"));
+    sl_json_parser_set_flags(P, 0);
+}
+
 int main(void)
 {
     sl_arena_init(&A, 0);
@@ -592,6 +680,7 @@ int main(void)
     RUN(test_numbers);
     RUN(test_values);
     RUN(test_equal_truthy);
+    RUN(test_duplicate_keys);
     sl_json_parser_destroy(P);
     sl_arena_fini(&A);
     return TEST_DONE();

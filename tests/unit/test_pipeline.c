@@ -223,10 +223,9 @@ static void test_top_level(void)
               "p.yaml:2:1: unknown top-level key \"sorces\"; did you mean \"sources\"?\n"
               "p.yaml:3:1: \"admin\" (the admin HTTP server) is not supported in this version "
               "of sluice; remove it\n"
-              "p.yaml:4:1: \"quality\" (data-quality gates) is not supported in this version of "
-              "sluice; remove it\n"
               "p.yaml:5:1: unknown top-level key \"frobnicate\"; expected one of pipeline, "
-              "state_dir, delivery, sources, transforms, sinks, batch, queue, json\n"
+              "state_dir, delivery, sources, transforms, sinks, batch, queue, json, dlq, "
+              "quality\n"
               "p.yaml:6:37: sinks.out.inputs: \"in\" names no source or transform");
     CHECK_STR(fails("", &err), "p.yaml:1:1: the file is empty; a pipeline needs at least "
                                "\"pipeline:\", \"sources:\" and \"sinks:\"");

@@ -346,13 +346,52 @@ static void test_rename_and_append_order(void)
 
 static void test_duplicates_and_escaped_keys(void)
 {
+    /* Duplicate keys: the last occurrence wins; untouched output stays byte-exact. */
     struct sl_record r = rec("{\"a\":1,\"b\":2,\"a\":3}");
-    CHECK_STR(get(&r, "a"), "1"); /* the first of duplicates */
+    CHECK_STR(get(&r, "a"), "3");
     CHECK_WRITE(r, "{\"a\":1,\"b\":2,\"a\":3}");
+    CHECK_INT(set(&r, "c", "0"), SL_OK); /* an unrelated edit: "a" is written once */
+    CHECK_WRITE(r, "{\"b\":2,\"a\":3,\"c\":0}");
     CHECK_INT(set(&r, "a", "9"), SL_OK);
-    CHECK_WRITE(r, "{\"a\":9,\"b\":2}");
+    CHECK_WRITE(r, "{\"b\":2,\"a\":9,\"c\":0}");
     CHECK_INT(del(&r, "a"), SL_OK);
-    CHECK_WRITE(r, "{\"b\":2}");
+    CHECK_WRITE(r, "{\"b\":2,\"c\":0}");
+    CHECK_STR(get(&r, "a"), "<missing>");
+
+    /* Nested duplicates: lookups see the last; a nested edit rebuilds the object once. */
+    struct sl_record n =
+        rec("{\"d\":{\"os\":\"a\",\"v\":1,\"os\":\"b\"},\"x\":[{\"k\":1,\"k\":2}]}");
+    CHECK_STR(get(&n, "d.os"), "\"b\"");
+    CHECK_STR(get(&n, "x[0].k"), "2");
+    CHECK_INT(set(&n, "d.v", "2"), SL_OK);
+    CHECK_WRITE(n, "{\"d\":{\"v\":2,\"os\":\"b\"},\"x\":[{\"k\":1,\"k\":2}]}");
+    CHECK_INT(set(&n, "x[0].j", "0"), SL_OK);
+    CHECK_WRITE(n, "{\"d\":{\"v\":2,\"os\":\"b\"},\"x\":[{\"k\":2,\"j\":0}]}");
+
+    /* Escapes do not hide a duplicate: "\u0061" is "a". */
+    struct sl_record u = rec("{\"a\":1,\"\\u0061\":2}");
+    CHECK_STR(get(&u, "a"), "2");
+    CHECK_INT(set(&u, "z", "0"), SL_OK);
+    CHECK_WRITE(u, "{\"\\u0061\":2,\"z\":0}");
+
+    /* More members than the stack table holds (dups.c), with duplicates far apart. */
+    char big[4096];
+    size_t bl = (size_t)snprintf(big, sizeof big, "{");
+    for (int i = 0; i < 200; i++)
+        bl += (size_t)snprintf(big + bl, sizeof big - bl, "\"k%d\":%d,", i, i);
+    bl += (size_t)snprintf(big + bl, sizeof big - bl, "\"k7\":-7,\"k150\":-150}");
+    struct sl_record g = rec(big);
+    CHECK_STR(get(&g, "k7"), "-7");
+    CHECK_STR(get(&g, "k150"), "-150");
+    CHECK_STR(get(&g, "k8"), "8");
+    struct sl_value gv;
+    struct sl_value root;
+    CHECK_INT(sl_value_from_tape(&g.tape, 0, &A, &root), SL_OK);
+    CHECK_INT(sl_value_materialize(&root, &A, &gv), SL_OK);
+    CHECK_INT(gv.len, 200);
+    CHECK_INT(gv.u.members[198].klen, 2);
+    CHECK(memcmp(gv.u.members[198].key, "k7", 2) == 0);
+    CHECK(gv.u.members[198].val.u.num.d == -7);
 
     /* A replaced member keeps its original key spelling. */
     struct sl_record e = rec("{\"a\\u0062\":1,\"c\":2}");
@@ -378,6 +417,19 @@ static int visit(void *ctx, const char *key, size_t klen, const struct sl_value 
                                key, (int)b.len, b.data ? b.data : "");
     sl_buf_fini(&b);
     return ++s->calls == s->stop_at ? 77 : 0;
+}
+
+static void test_foreach_duplicates(void)
+{
+    /* Each key once, with the value of its last occurrence, with and without edits. */
+    struct sl_record r = rec("{\"a\":1,\"b\":2,\"a\":3,\"c\":4,\"b\":5}");
+    struct seen s = {.stop_at = -1};
+    CHECK_INT(sl_record_foreach(&r, &A, visit, &s), SL_OK);
+    CHECK_STR(s.buf, "a=3;c=4;b=5;");
+    CHECK_INT(set(&r, "c", "40"), SL_OK);
+    struct seen s2 = {.stop_at = -1};
+    CHECK_INT(sl_record_foreach(&r, &A, visit, &s2), SL_OK);
+    CHECK_STR(s2.buf, "a=3;c=40;b=5;");
 }
 
 static void test_foreach(void)
@@ -552,6 +604,7 @@ int main(void)
     RUN(test_rename_and_append_order);
     RUN(test_duplicates_and_escaped_keys);
     RUN(test_foreach);
+    RUN(test_foreach_duplicates);
     RUN(test_write_limits);
     RUN(test_record_ids);
     RUN(test_allocation_failures);

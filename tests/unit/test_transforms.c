@@ -57,6 +57,19 @@ static const char *rec_json(const struct sl_record *r)
     return outbuf;
 }
 
+/* The structured reject reason of r as "class|rule|path|expected|actual" ("-" for NULL). */
+static const char *why_of(const struct sl_record *r)
+{
+    static char out[1024];
+    const struct sl_reject_info *w = r->why;
+    if (!w)
+        return "(no why)";
+    snprintf(out, sizeof out, "%s|%s|%s|%s|%s", w->error_class ? w->error_class : "-",
+             w->rule ? w->rule : "-", w->path ? w->path : "-", w->expected ? w->expected : "-",
+             w->actual ? w->actual : "-");
+    return out;
+}
+
 /* Load yaml, init plugin p on its root map. Returns init's rc; err holds the message. */
 static sl_rc start(const struct sl_plugin *p, const char *yaml, struct sl_cfg_doc **doc,
                    void **state, struct sl_error *err)
@@ -151,10 +164,16 @@ static void test_filter(void)
               "filter where: operator > cannot compare string with number (column 35 of "
               "expression `event_type == \"purchase\" && amount > 10`)");
     CHECK_STR(b->recs[2].error_stage, "t");
+    CHECK_STR(why_of(&b->recs[2]), "expression|type_error|-|-|-");
     CHECK_INT(b->recs[3].flags, SL_REC_PARSED | SL_REC_DROPPED);
     CHECK(b->recs[3].error == NULL);
     CHECK_INT(b->recs[4].flags, SL_REC_PARSED | SL_REC_DROPPED); /* missing: null, short cut */
-    CHECK_INT(b->recs[5].flags, SL_REC_PARSED | SL_REC_DROPPED); /* not an object: no fields */
+    /* Not an object: the fields the condition reads cannot exist, so it is rejected. */
+    CHECK_INT(b->recs[5].flags, SL_REC_PARSED | SL_REC_BAD);
+    CHECK_STR(why_of(&b->recs[5]), "not_object|object|$|object|array");
+    CHECK_STR(b->recs[5].error,
+              "filter where: the record is a JSON array, not an object, so the fields the "
+              "condition reads do not exist (where: event_type == \"purchase\" && amount > 10)");
     CHECK_INT(sl_batch_live(b), 1);
     /* An unparsed record is never passed through unexamined. */
     struct sl_record *u = sl_batch_add(b);
@@ -163,6 +182,18 @@ static void test_filter(void)
     CHECK_INT(run(&sl_transform_filter, st, b), SL_OK);
     CHECK_INT(u->flags, SL_REC_BAD);
     CHECK_STR(u->error, "filter: record reached the filter unparsed");
+    sl_batch_unref(b);
+    sl_transform_filter.close(st);
+    sl_cfg_destroy(doc);
+
+    /* A condition that reads no field by name judges any record, object or not. */
+    const char *t2[] = {"[1,2]", "\"s\"", "{\"a\":1}", NULL};
+    REQUIRE(start(&sl_transform_filter, "where: '_line != 2'\n", &doc, &st, &err) == SL_OK);
+    b = make_batch(t2);
+    CHECK_INT(run(&sl_transform_filter, st, b), SL_OK);
+    CHECK_INT(b->recs[0].flags, SL_REC_PARSED);
+    CHECK_INT(b->recs[1].flags, SL_REC_PARSED | SL_REC_DROPPED);
+    CHECK_INT(b->recs[2].flags, SL_REC_PARSED);
     sl_batch_unref(b);
     sl_transform_filter.close(st);
     sl_cfg_destroy(doc);
@@ -303,10 +334,39 @@ static void test_map_casts(void)
     CHECK_INT(b->recs[6].flags, SL_REC_PARSED); /* null and missing are left alone */
     CHECK_STR(rec_json(&b->recs[6]), "{\"a\":null,\"z\":1}");
     CHECK_STR(b->recs[7].error, "map cast a to int: 1e+30 does not fit in a 64-bit integer");
+    CHECK_STR(why_of(&b->recs[1]), "cast|int|$.a|int|abc");
+    CHECK_STR(why_of(&b->recs[2]), "cast|float|$.b|float|[1]");
+    CHECK_STR(why_of(&b->recs[3]), "cast|string|$.c|string|{\"x\":1}");
+    CHECK_STR(why_of(&b->recs[4]), "cast|bool|$.d|bool|maybe");
+    CHECK_STR(why_of(&b->recs[5]), "cast|timestamp|$.e|timestamp|yesterday");
+    CHECK_STR(why_of(&b->recs[7]), "cast|int|$.a|int|1e30");
     CHECK_STR(rec_json(&b->recs[8]), "{\"d\":false,\"a\":1,\"b\":0}");
     for (int i = 1; i <= 7; i++)
         if (i != 6)
             CHECK_INT(b->recs[i].flags, SL_REC_PARSED | SL_REC_BAD);
+    sl_batch_unref(b);
+    sl_transform_map.close(st);
+    sl_cfg_destroy(doc);
+}
+
+static void test_map_cast_long_value(void)
+{
+    /* The reason's actual value is cut at 64 bytes, at a character boundary. */
+    char text[256];
+    snprintf(text, sizeof text, "{\"a\":\"%s\u00e9%s\"}",
+             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "tail");
+    const char *texts[] = {text, "{\"a\":{\"k\":\"v\"}}", NULL};
+    struct sl_cfg_doc *doc;
+    void *st;
+    struct sl_error err;
+    REQUIRE(start(&sl_transform_map, "cast: {a: int}\n", &doc, &st, &err) == SL_OK);
+    struct sl_batch *b = make_batch(texts);
+    CHECK_INT(run(&sl_transform_map, st, b), SL_OK);
+    /* 63 x, then the 2-byte e-acute would straddle byte 64: cut before it. */
+    CHECK_STR(
+        why_of(&b->recs[0]),
+        "cast|int|$.a|int|xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...");
+    CHECK_STR(why_of(&b->recs[1]), "cast|int|$.a|int|{\"k\":\"v\"}");
     sl_batch_unref(b);
     sl_transform_map.close(st);
     sl_cfg_destroy(doc);
@@ -330,9 +390,13 @@ static void test_map_failures(void)
                                 "(column 2 of expression `x * 2`)");
     CHECK_STR(b->recs[2].error, "earlier");
     CHECK(b->recs[2].edits == NULL);
-    CHECK_STR(b->recs[3].error, "map set a.b = 1: cannot set the field: the path goes through a "
-                                "value that is not an object or array");
+    CHECK_STR(b->recs[3].error,
+              "map: the record is a JSON number, not an object; map works on the fields of "
+              "objects");
     CHECK_STR(b->recs[0].error_stage, "t");
+    CHECK_STR(why_of(&b->recs[0]), "not_object|path|$.a.b|object or array along the path|-");
+    CHECK_STR(why_of(&b->recs[1]), "expression|type_error|$.c|-|-");
+    CHECK_STR(why_of(&b->recs[3]), "not_object|object|$|object|number");
     sl_batch_unref(b);
     sl_transform_map.close(st);
     sl_cfg_destroy(doc);
@@ -371,6 +435,7 @@ static void test_route(void)
         "{\"event_type\":\"purchase\",\"amount\":5}",
         "{\"event_type\":\"view\",\"amount\":\"x\"}",
         "{\"event_type\":\"view\",\"amount\":1000}",
+        "\"just a string\"",
         NULL};
     struct sl_cfg_doc *doc;
     void *st;
@@ -386,6 +451,12 @@ static void test_route(void)
     CHECK_INT(b->recs[3].flags, SL_REC_PARSED | SL_REC_BAD);
     CHECK_STR(b->recs[3].error, "route big: operator > cannot compare string with number "
                                 "(column 7 of expression `amount > 100`)");
+    CHECK_STR(why_of(&b->recs[3]), "expression|type_error|-|-|-");
+    CHECK_INT(b->recs[5].flags, SL_REC_PARSED | SL_REC_BAD);
+    CHECK_STR(why_of(&b->recs[5]), "not_object|object|$|object|string");
+    CHECK_STR(b->recs[5].error, "route: the record is a JSON string, not an object, so the "
+                                "fields the conditions read do not exist");
+    CHECK_INT(b->outmask[5], 0);
     CHECK_INT(b->outmask[4], 0); /* dropped upstream: not routed */
     for (int i = 0; i < 3; i++)  /* routing never edits */
         CHECK_STR(rec_json(&b->recs[i]), texts[i]);
@@ -429,6 +500,7 @@ int main(void)
     RUN(test_filter_config_errors);
     RUN(test_map_order);
     RUN(test_map_casts);
+    RUN(test_map_cast_long_value);
     RUN(test_map_failures);
     RUN(test_map_config_errors);
     RUN(test_route);

@@ -35,9 +35,21 @@
  *
  * Rejections. A record that is not an object, lacks the key field, has a null key, has a
  * field that collides with the id column or another field's column, or violates a
- * constraint of the table is marked bad with sl_record_reject and the rest of the batch is
- * written. The reason names the field and the rule; the engine adds origin:line when it
- * reports the record (as it does for every stage).
+ * constraint of the table is marked bad with sl_record_reject_why and the rest of the batch
+ * is written. The message names the field and the rule; the structured reason (error
+ * class "not_object", "sink" or "contract", the rule, the field's path) is what the
+ * dead-letter queue stores; the engine adds origin:line when it reports the record. Before
+ * the COMMIT of a batch in which it rejected records, the sink calls the engine's
+ * keep_rejects hook, so no committed checkpoint covers a rejected record the dead-letter
+ * queue does not hold; when the hook fails the batch is rolled back.
+ *
+ * Contracts (contract.c). With the contract option the table is made at init from the
+ * contract's top-level properties and evolves only with backward-compatible versions; the
+ * contract is stored in _sluice_contracts beside it. With additionalProperties: false, a
+ * field beyond the properties is rejected instead of becoming a column.
+ *
+ * Write-audit-publish (stage.c). Started staged, the sink commits each batch to a staging
+ * journal instead of the target, and publish() moves it (or not) at the end of the run.
  *
  * Status and reset. commit_info() reads a checkpoint row's records and updated_at; reset()
  * deletes this sink's checkpoint rows (of one source or all) and keeps the table's rows, which
@@ -85,88 +97,24 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
 #include "sluice/alloc.h"
+#include "sluice/contract.h"
 #include "sluice/log.h"
 #include "sluice/plugin.h"
 #include "sluice/record.h"
-
-#define SQ_MAX_COLUMNS 1000            /* below SQLite's default 2000-column limit */
-#define SQ_SLOTS 2048                  /* hash slots: a power of two > 2 * SQ_MAX_COLUMNS */
-#define SQ_HINTS 256                   /* field positions whose column is guessed */
-#define SQ_GROUP 16                    /* rows per multi-row INSERT */
-#define SQ_JSON_MAX ((size_t)64 << 20) /* one object/array value as JSON */
-#define SQ_SQL_MAX ((size_t)16 << 20)  /* one statement's text */
-#define SQ_WAL_STEP 4096               /* WAL frames between background checkpoints */
-#define SQ_WAL_MAX 16384               /* WAL frames at which the writer rewinds the WAL */
-
-enum sq_ctype { SQ_T_UNSET = 0, SQ_T_INTEGER, SQ_T_REAL, SQ_T_TEXT };
+#include "sqlite_int.h"
 
 static const char *const ctype_sql[] = {"TEXT", "INTEGER", "REAL", "TEXT"};
-
-struct sq_column {
-    char *name; /* as the table spells it; sl_malloc'd */
-    uint32_t len;
-    uint32_t hash; /* of the ASCII-folded name */
-};
 
 /* A column a batch needs that the table does not have yet. */
 struct sq_newcol {
     const char *name; /* field key in the batch arena or input text */
     uint32_t len;
     uint8_t type; /* enum sq_ctype, from the first non-null value */
-};
-
-/*
- * Invariants:
- *   1. cols[0..ncols) are the table's columns in table order, exactly as PRAGMA
- *      table_info reports them; the table exists iff ncols > 0.
- *   2. slots maps the folded hash of each column name to its index + 1 (0 = empty).
- *   3. insert, when not NULL, names cols[0..ncols) in order: parameter i + 1 is column i;
- *      group is the same for SQ_GROUP rows: parameter j * ncols + i + 1 is column i of
- *      row j.
- *   4. id_col / key_col index cols, or are -1 when that column does not exist (yet).
- *   5. Outside process(), no transaction is open and insert and group have no bindings
- *      that point into a batch.
- *   6. ck_on is set exactly while the checkpointer thread runs; ck_db is that thread's
- *      alone until it is joined; ck_pending, ck_busy (a background checkpoint is running)
- *      and ck_stop are read and written under ck_mu; only the writer sets ck_pending.
- *      ck_last is the writer's (WAL frames at the last signal).
- */
-struct sqlite_sink {
-    const char *name;     /* component name (outlives the state) */
-    const char *pipeline; /* pipeline name (outlives the state) */
-    const char *const *source_names;
-    size_t nsources;
-    char *path, *table, *key, *id_column; /* id_column NULL when switched off */
-    const char *target;                   /* key or id_column: the conflict column */
-    sqlite3 *db;
-    int inspect;  /* opened read-only for `sluice status` / `sluice reset` */
-    int has_ckpt; /* inspect: the database and its _sluice_checkpoints table exist */
-    sqlite3_stmt *begin, *commit, *rollback, *ckpt_put, *ckpt_get, *ckpt_info;
-    sqlite3_stmt *insert; /* one row */
-    sqlite3_stmt *group;  /* SQ_GROUP rows; NULL exactly when insert is */
-    int target_ok;        /* the conflict column is known to have a unique index */
-    struct sq_column *cols;
-    uint32_t ncols;
-    int32_t id_col, key_col;
-    uint32_t slots[SQ_SLOTS];
-    uint32_t hint[SQ_HINTS];        /* field position -> column index + 1 */
-    uint32_t bound[SQ_MAX_COLUMNS]; /* gen of the row that last bound the column */
-    uint32_t gen;
-    int schema_stale;             /* a rollback undid DDL: read the columns again before writing */
-    char idbuf[SQ_GROUP + 1][33]; /* ids bound with SQLITE_STATIC: group rows, then insert */
-    struct sl_buf json;           /* compact JSON of container values */
-    struct sl_buf sql;            /* statement text being built */
-    sqlite3 *ck_db;               /* checkpointer's connection (exactly_once) */
-    pthread_t ck_thread;
-    pthread_mutex_t ck_mu;
-    pthread_cond_t ck_cv;
-    int ck_on, ck_pending, ck_busy, ck_stop;
-    int ck_last;
-    int busy_ms; /* the writer's busy timeout */
 };
 
 static const struct sl_option sqlite_options[] = {
@@ -192,6 +140,10 @@ static const struct sl_option sqlite_options[] = {
      .choices = "normal|full",
      .help = "normal survives a process crash; full also survives a power loss. When unset "
              "under delivery: at_least_once, off (no fsync at all)."},
+    {.name = "contract",
+     .type = SL_OPT_PATH,
+     .help = "Data contract (JSON Schema subset) whose top-level properties make the table's "
+             "columns; a changed contract must be backward compatible (docs/sinks.md)."},
     {.name = "busy_timeout",
      .type = SL_OPT_DURATION,
      .def = "5s",
@@ -201,7 +153,7 @@ static const struct sl_option sqlite_options[] = {
 
 /* ---- names ------------------------------------------------------------------------- */
 
-static uint32_t fold_hash(const char *s, size_t n)
+uint32_t sl__sqlite_fold_hash(const char *s, size_t n)
 {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) {
@@ -214,7 +166,7 @@ static uint32_t fold_hash(const char *s, size_t n)
 }
 
 /* SQLite compares identifiers ignoring ASCII case only. */
-static int name_eq(const char *a, size_t an, const char *b, size_t bn)
+int sl__sqlite_name_eq(const char *a, size_t an, const char *b, size_t bn)
 {
     if (an != bn)
         return 0;
@@ -231,21 +183,21 @@ static int name_eq(const char *a, size_t an, const char *b, size_t bn)
 }
 
 /* Column index of name, or -1. */
-static int32_t find_col(const struct sqlite_sink *s, const char *name, size_t n)
+int32_t sl__sqlite_find_col(const struct sqlite_sink *s, const char *name, size_t n)
 {
-    uint32_t h = fold_hash(name, n);
+    uint32_t h = sl__sqlite_fold_hash(name, n);
     for (uint32_t i = h & (SQ_SLOTS - 1);; i = (i + 1) & (SQ_SLOTS - 1)) {
         uint32_t c = s->slots[i];
         if (c == 0)
             return -1;
         const struct sq_column *col = &s->cols[c - 1];
-        if (col->hash == h && name_eq(col->name, col->len, name, n))
+        if (col->hash == h && sl__sqlite_name_eq(col->name, col->len, name, n))
             return (int32_t)(c - 1);
     }
 }
 
 /* Append "name" as a quoted identifier. */
-static sl_rc put_ident(struct sl_buf *b, const char *name, size_t n)
+sl_rc sl__sqlite_put_ident(struct sl_buf *b, const char *name, size_t n)
 {
     sl_rc rc = sl_buf_putc(b, '"');
     for (size_t i = 0; rc == SL_OK && i < n; i++) {
@@ -261,7 +213,7 @@ static sl_rc put_ident(struct sl_buf *b, const char *name, size_t n)
 
 /* ---- database helpers -------------------------------------------------------------- */
 
-static sl_rc db_error(struct sqlite_sink *s, int src, struct sl_error *err, const char *what)
+sl_rc sl__sqlite_db_error(struct sqlite_sink *s, int src, struct sl_error *err, const char *what)
 {
     int ext = sqlite3_extended_errcode(s->db);
     int prim = src & 0xff;
@@ -281,41 +233,49 @@ static sl_rc db_error(struct sqlite_sink *s, int src, struct sl_error *err, cons
                         s->table, sqlite3_errmsg(s->db), ext);
 }
 
-static sl_rc prepare(struct sqlite_sink *s, const char *sql, size_t n, sqlite3_stmt **st,
-                     struct sl_error *err)
+sl_rc sl__sqlite_prepare(struct sqlite_sink *s, const char *sql, size_t n, sqlite3_stmt **st,
+                         struct sl_error *err)
 {
     int src = sqlite3_prepare_v3(s->db, sql, (int)n, SQLITE_PREPARE_PERSISTENT, st, NULL);
     if (src != SQLITE_OK) {
         *st = NULL;
-        return db_error(s, src, err, "preparing a statement");
+        return sl__sqlite_db_error(s, src, err, "preparing a statement");
     }
     return SL_OK;
 }
 
 /* Run one statement without results. */
-static sl_rc exec_sql(struct sqlite_sink *s, const char *sql, size_t n, const char *what,
-                      struct sl_error *err)
+sl_rc sl__sqlite_exec_sql(struct sqlite_sink *s, const char *sql, size_t n, const char *what,
+                          struct sl_error *err)
 {
     sqlite3_stmt *st;
-    sl_rc rc = prepare(s, sql, n, &st, err);
+    sl_rc rc = sl__sqlite_prepare(s, sql, n, &st, err);
     if (rc)
         return rc;
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW)
         ;
-    rc = src == SQLITE_DONE ? SL_OK : db_error(s, src, err, what);
+    rc = src == SQLITE_DONE ? SL_OK : sl__sqlite_db_error(s, src, err, what);
     sqlite3_finalize(st);
     return rc;
 }
 
+/* Run several statements without results (DDL scripts). */
+sl_rc sl__sqlite_exec_script(struct sqlite_sink *s, const char *sql, const char *what,
+                             struct sl_error *err)
+{
+    int src = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return src == SQLITE_OK ? SL_OK : sl__sqlite_db_error(s, src, err, what);
+}
+
 /* Step a statement that returns nothing, then reset it. */
-static sl_rc step_done(struct sqlite_sink *s, sqlite3_stmt *st, const char *what,
-                       struct sl_error *err)
+sl_rc sl__sqlite_step_done(struct sqlite_sink *s, sqlite3_stmt *st, const char *what,
+                           struct sl_error *err)
 {
     int src = sqlite3_step(st);
     sqlite3_reset(st);
     if (src != SQLITE_DONE)
-        return db_error(s, src, err, what);
+        return sl__sqlite_db_error(s, src, err, what);
     return SL_OK;
 }
 
@@ -330,7 +290,7 @@ static void free_columns(struct sqlite_sink *s)
 }
 
 /* Read the table's columns (invariants 1, 2, 4) and drop the insert statement. */
-static sl_rc load_columns(struct sqlite_sink *s, struct sl_error *err)
+sl_rc sl__sqlite_load_columns(struct sqlite_sink *s, struct sl_error *err)
 {
     static const char q[] = "SELECT name FROM pragma_table_info(?1)";
     sqlite3_stmt *st;
@@ -339,7 +299,7 @@ static sl_rc load_columns(struct sqlite_sink *s, struct sl_error *err)
     s->insert = s->group = NULL;
     s->target_ok = 0;
     free_columns(s);
-    sl_rc rc = prepare(s, q, sizeof q - 1, &st, err);
+    sl_rc rc = sl__sqlite_prepare(s, q, sizeof q - 1, &st, err);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, s->table, -1, SQLITE_STATIC);
@@ -362,20 +322,20 @@ static sl_rc load_columns(struct sqlite_sink *s, struct sl_error *err)
             goto out;
         }
         c->len = (uint32_t)n;
-        c->hash = fold_hash(name, (size_t)n);
+        c->hash = sl__sqlite_fold_hash(name, (size_t)n);
         uint32_t i = c->hash & (SQ_SLOTS - 1);
         while (s->slots[i])
             i = (i + 1) & (SQ_SLOTS - 1);
         s->slots[i] = ++s->ncols;
     }
     if (src != SQLITE_DONE) {
-        rc = db_error(s, src, err, "reading the table's columns");
+        rc = sl__sqlite_db_error(s, src, err, "reading the table's columns");
         goto out;
     }
     if (s->id_column)
-        s->id_col = find_col(s, s->id_column, strlen(s->id_column));
+        s->id_col = sl__sqlite_find_col(s, s->id_column, strlen(s->id_column));
     if (s->key)
-        s->key_col = find_col(s, s->key, strlen(s->key));
+        s->key_col = sl__sqlite_find_col(s, s->key, strlen(s->key));
 out:
     sqlite3_finalize(st);
     if (rc)
@@ -401,7 +361,7 @@ static sl_rc ensure_target_unique(struct sqlite_sink *s, struct sl_error *err)
     if (tc < 0)
         return SL_OK; /* the column does not exist yet */
     sqlite3_stmt *st;
-    sl_rc rc = prepare(s, q, sizeof q - 1, &st, err);
+    sl_rc rc = sl__sqlite_prepare(s, q, sizeof q - 1, &st, err);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, s->table, -1, SQLITE_STATIC);
@@ -409,18 +369,21 @@ static sl_rc ensure_target_unique(struct sqlite_sink *s, struct sl_error *err)
     int src = sqlite3_step(st);
     sqlite3_finalize(st);
     if (src != SQLITE_ROW && src != SQLITE_DONE)
-        return db_error(s, src, err, "looking for the conflict column's unique index");
+        return sl__sqlite_db_error(s, src, err, "looking for the conflict column's unique index");
     if (src == SQLITE_DONE) {
         struct sl_buf *q2 = &s->sql;
         sl_buf_clear(q2);
         char idx[256];
         snprintf(idx, sizeof idx, "%.100s_%.100s_sluice_unique", s->table, s->cols[tc].name);
         if ((rc = sl_buf_puts(q2, "CREATE UNIQUE INDEX IF NOT EXISTS ")) ||
-            (rc = put_ident(q2, idx, strlen(idx))) || (rc = sl_buf_puts(q2, " ON ")) ||
-            (rc = put_ident(q2, s->table, strlen(s->table))) || (rc = sl_buf_putc(q2, '(')) ||
-            (rc = put_ident(q2, s->cols[tc].name, s->cols[tc].len)) || (rc = sl_buf_putc(q2, ')')))
+            (rc = sl__sqlite_put_ident(q2, idx, strlen(idx))) || (rc = sl_buf_puts(q2, " ON ")) ||
+            (rc = sl__sqlite_put_ident(q2, s->table, strlen(s->table))) ||
+            (rc = sl_buf_putc(q2, '(')) ||
+            (rc = sl__sqlite_put_ident(q2, s->cols[tc].name, s->cols[tc].len)) ||
+            (rc = sl_buf_putc(q2, ')')))
             return sl_error_set(err, rc, "building SQL: %s", sl_strerror(rc));
-        rc = exec_sql(s, q2->data, q2->len, "creating a unique index on the conflict column", err);
+        rc = sl__sqlite_exec_sql(s, q2->data, q2->len,
+                                 "creating a unique index on the conflict column", err);
         if (rc == SL_EDB)
             sl_error_prefix(err,
                             "upserts need column %s of table %s to be unique; remove its "
@@ -440,11 +403,12 @@ static sl_rc insert_sql(struct sqlite_sink *s, int32_t tc, uint32_t rows, struct
 {
     sl_rc rc;
     sl_buf_clear(q);
-    if ((rc = sl_buf_puts(q, "INSERT INTO ")) || (rc = put_ident(q, s->table, strlen(s->table))))
+    if ((rc = sl_buf_puts(q, "INSERT INTO ")) ||
+        (rc = sl__sqlite_put_ident(q, s->table, strlen(s->table))))
         return rc;
     for (uint32_t i = 0; i < s->ncols; i++)
         if ((rc = sl_buf_putc(q, i ? ',' : '(')) ||
-            (rc = put_ident(q, s->cols[i].name, s->cols[i].len)))
+            (rc = sl__sqlite_put_ident(q, s->cols[i].name, s->cols[i].len)))
             return rc;
     if ((rc = sl_buf_puts(q, ") VALUES")))
         return rc;
@@ -454,7 +418,7 @@ static sl_rc insert_sql(struct sqlite_sink *s, int32_t tc, uint32_t rows, struct
                 return rc;
     }
     if ((rc = sl_buf_puts(q, ") ON CONFLICT(")) ||
-        (rc = put_ident(q, s->cols[tc].name, s->cols[tc].len)) ||
+        (rc = sl__sqlite_put_ident(q, s->cols[tc].name, s->cols[tc].len)) ||
         (rc = sl_buf_puts(q, s->ncols > 1 ? ") DO UPDATE SET " : ") DO NOTHING")))
         return rc;
     int first = 1;
@@ -462,9 +426,9 @@ static sl_rc insert_sql(struct sqlite_sink *s, int32_t tc, uint32_t rows, struct
         if ((int32_t)i == tc)
             continue;
         if ((rc = sl_buf_puts(q, first ? "" : ",")) ||
-            (rc = put_ident(q, s->cols[i].name, s->cols[i].len)) ||
+            (rc = sl__sqlite_put_ident(q, s->cols[i].name, s->cols[i].len)) ||
             (rc = sl_buf_puts(q, "=excluded.")) ||
-            (rc = put_ident(q, s->cols[i].name, s->cols[i].len)))
+            (rc = sl__sqlite_put_ident(q, s->cols[i].name, s->cols[i].len)))
             return rc;
         first = 0;
     }
@@ -486,11 +450,11 @@ static sl_rc build_insert(struct sqlite_sink *s, struct sl_error *err)
         return sl_error_set(err, SL_ESTATE, "conflict column %s missing", s->target);
     if ((rc = insert_sql(s, tc, 1, &s->sql)))
         goto nomem;
-    if ((rc = prepare(s, s->sql.data, s->sql.len, &s->insert, err)))
+    if ((rc = sl__sqlite_prepare(s, s->sql.data, s->sql.len, &s->insert, err)))
         return rc;
     if ((rc = insert_sql(s, tc, SQ_GROUP, &s->sql)))
         goto nomem;
-    if ((rc = prepare(s, s->sql.data, s->sql.len, &s->group, err))) {
+    if ((rc = sl__sqlite_prepare(s, s->sql.data, s->sql.len, &s->group, err))) {
         sqlite3_finalize(s->insert);
         s->insert = NULL;
         return rc;
@@ -555,13 +519,15 @@ static int scan_field(void *ctx, const char *key, size_t klen, const struct sl_v
 {
     struct scan_ctx *c = ctx;
     struct sqlite_sink *s = c->s;
-    if (s->key && name_eq(key, klen, s->key, strlen(s->key)) && v->type != SL_V_NULL)
+    if (s->key && sl__sqlite_name_eq(key, klen, s->key, strlen(s->key)) && v->type != SL_V_NULL)
         c->has_key = 1;
-    if (memchr(key, '\0', klen) || find_col(s, key, klen) >= 0 ||
-        (s->id_column && name_eq(key, klen, s->id_column, strlen(s->id_column))))
+    if (s->closed)
+        return 0; /* the contract made every column at init; other fields are rejected */
+    if (memchr(key, '\0', klen) || sl__sqlite_find_col(s, key, klen) >= 0 ||
+        (s->id_column && sl__sqlite_name_eq(key, klen, s->id_column, strlen(s->id_column))))
         return 0; /* unnameable or the id column's name (rejected when written), or known */
     for (uint32_t i = 0; i < c->n; i++) {
-        if (name_eq(c->nc[i].name, c->nc[i].len, key, klen)) {
+        if (sl__sqlite_name_eq(c->nc[i].name, c->nc[i].len, key, klen)) {
             if (c->nc[i].type == SQ_T_UNSET)
                 c->nc[i].type = value_ctype(v);
             return 0;
@@ -607,19 +573,21 @@ static sl_rc extend_schema(struct sqlite_sink *s, struct sl_batch *b, uint32_t f
         /* The id column first, then the fields; the key is the primary key. */
         sl_buf_clear(q);
         if ((rc = sl_buf_puts(q, "CREATE TABLE ")) ||
-            (rc = put_ident(q, s->table, strlen(s->table))) || (rc = sl_buf_putc(q, '(')))
+            (rc = sl__sqlite_put_ident(q, s->table, strlen(s->table))) ||
+            (rc = sl_buf_putc(q, '(')))
             goto nomem;
         int first = 1;
         if (s->id_column) {
-            if ((rc = put_ident(q, s->id_column, strlen(s->id_column))) ||
+            if ((rc = sl__sqlite_put_ident(q, s->id_column, strlen(s->id_column))) ||
                 (rc = sl_buf_puts(q, s->key ? " TEXT" : " TEXT UNIQUE")))
                 goto nomem;
             first = 0;
         }
         for (uint32_t i = 0; i < c.n; i++) {
-            int is_key = s->key && name_eq(c.nc[i].name, c.nc[i].len, s->key, strlen(s->key));
+            int is_key =
+                s->key && sl__sqlite_name_eq(c.nc[i].name, c.nc[i].len, s->key, strlen(s->key));
             if ((rc = sl_buf_puts(q, first ? "" : ", ")) ||
-                (rc = put_ident(q, c.nc[i].name, c.nc[i].len)) ||
+                (rc = sl__sqlite_put_ident(q, c.nc[i].name, c.nc[i].len)) ||
                 (rc = sl_buf_printf(q, " %s%s", ctype_sql[c.nc[i].type],
                                     is_key ? " PRIMARY KEY" : "")))
                 goto nomem;
@@ -629,7 +597,7 @@ static sl_rc extend_schema(struct sqlite_sink *s, struct sl_batch *b, uint32_t f
             return SL_OK; /* nothing to create a table from: every record gets rejected */
         if ((rc = sl_buf_putc(q, ')')))
             goto nomem;
-        if ((rc = exec_sql(s, q->data, q->len, "creating the table", err)))
+        if ((rc = sl__sqlite_exec_sql(s, q->data, q->len, "creating the table", err)))
             return rc;
         sl_info(s->name, "created table %s in %s", s->table, s->path);
     } else {
@@ -644,18 +612,18 @@ static sl_rc extend_schema(struct sqlite_sink *s, struct sl_batch *b, uint32_t f
         for (uint32_t i = 0; i < c.n; i++) {
             sl_buf_clear(q);
             if ((rc = sl_buf_puts(q, "ALTER TABLE ")) ||
-                (rc = put_ident(q, s->table, strlen(s->table))) ||
+                (rc = sl__sqlite_put_ident(q, s->table, strlen(s->table))) ||
                 (rc = sl_buf_puts(q, " ADD COLUMN ")) ||
-                (rc = put_ident(q, c.nc[i].name, c.nc[i].len)) ||
+                (rc = sl__sqlite_put_ident(q, c.nc[i].name, c.nc[i].len)) ||
                 (rc = sl_buf_printf(q, " %s", ctype_sql[c.nc[i].type])))
                 goto nomem;
-            if ((rc = exec_sql(s, q->data, q->len, "adding a column", err)))
+            if ((rc = sl__sqlite_exec_sql(s, q->data, q->len, "adding a column", err)))
                 return rc;
             sl_info(s->name, "added column %.*s %s to %s", (int)c.nc[i].len, c.nc[i].name,
                     ctype_sql[c.nc[i].type], s->table);
         }
     }
-    if ((rc = load_columns(s, err)) || (rc = ensure_target_unique(s, err)))
+    if ((rc = sl__sqlite_load_columns(s, err)) || (rc = ensure_target_unique(s, err)))
         return rc;
     if ((s->key ? s->key_col : s->id_col) < 0)
         return SL_OK; /* no conflict column yet: every record so far lacks the key */
@@ -666,17 +634,53 @@ nomem:
 
 /* ---- rows --------------------------------------------------------------------------- */
 
-enum row_status { ROW_OK = 0, ROW_UNKNOWN, ROW_REJECT, ROW_FAIL };
+/* Fill the structured part of a rejection; the caller writes c->why. */
+void sl__sqlite_why_set(struct row_ctx *c, const char *cls, const char *rule, const char *key,
+                        size_t klen)
+{
+    c->cls = cls;
+    c->rule = rule;
+    if (key)
+        snprintf(c->path, sizeof c->path, "$.%.*s", (int)(klen > 64 ? 64 : klen), key);
+    else
+        snprintf(c->path, sizeof c->path, "$");
+    c->status = ROW_REJECT;
+}
 
-struct row_ctx {
-    struct sqlite_sink *s;
-    sqlite3_stmt *st; /* insert or group */
-    int base;         /* parameter offset of the row in st */
-    uint32_t pos;     /* position of the field in the record */
-    int status;       /* enum row_status */
-    sl_rc rc;         /* ROW_FAIL */
-    char why[300];    /* ROW_REJECT */
-};
+/* The rule a row broke, from SQLite's extended result code. */
+static const char *constraint_rule(int ext)
+{
+    switch (ext) {
+    case SQLITE_CONSTRAINT_NOTNULL:
+        return "not_null";
+    case SQLITE_CONSTRAINT_UNIQUE:
+        return "unique";
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+        return "primary_key";
+    case SQLITE_CONSTRAINT_CHECK:
+        return "check";
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        return "foreign_key";
+    case SQLITE_CONSTRAINT_TRIGGER:
+        return "trigger";
+#ifdef SQLITE_CONSTRAINT_DATATYPE
+    case SQLITE_CONSTRAINT_DATATYPE:
+        return "datatype";
+#endif
+    default:
+        break;
+    }
+    switch (ext & 0xff) {
+    case SQLITE_MISMATCH:
+        return "datatype";
+    case SQLITE_TOOBIG:
+        return "too_big";
+    case SQLITE_RANGE:
+        return "range";
+    default:
+        return "constraint";
+    }
+}
 
 /* Append v as compact JSON: tape-backed containers are walked token by token. */
 static sl_rc write_tape_compact(const struct sl_tape *t, uint32_t i, struct sl_buf *o,
@@ -785,7 +789,7 @@ static int bind_value(struct row_ctx *c, int param, const char *key, size_t klen
             snprintf(c->why, sizeof c->why,
                      "field \"%.*s\" is larger than %zu MiB as JSON, the sink's limit",
                      (int)(klen > 64 ? 64 : klen), key, SQ_JSON_MAX >> 20);
-            c->status = ROW_REJECT;
+            sl__sqlite_why_set(c, "sink", "value_too_large", key, klen);
             return 1;
         }
         if (rc) {
@@ -818,20 +822,26 @@ static int row_field(void *ctx, const char *key, size_t klen, const struct sl_va
             col = (int32_t)(s->hint[pos] - 1);
     }
     if (col < 0) {
-        col = find_col(s, key, klen);
+        col = sl__sqlite_find_col(s, key, klen);
         if (col < 0) {
             if (memchr(key, '\0', klen)) {
                 snprintf(c->why, sizeof c->why,
                          "field name \"%.*s\" contains a NUL character, which no column name "
                          "can hold",
                          (int)(klen > 64 ? 64 : klen), key);
-                c->status = ROW_REJECT;
+                sl__sqlite_why_set(c, "sink", "column_name", key, klen);
+            } else if (s->closed) {
+                snprintf(c->why, sizeof c->why,
+                         "field \"%.*s\" is not a property of contract %s, which allows no "
+                         "others (additionalProperties: false)",
+                         (int)(klen > 64 ? 64 : klen), key, sl_contract_label(s->contract));
+                sl__sqlite_why_set(c, "contract", "additionalProperties", key, klen);
             } else if (s->ncols >= SQ_MAX_COLUMNS) {
                 snprintf(c->why, sizeof c->why,
                          "field \"%.*s\" would be column %d of table %s; the limit is %d",
                          (int)(klen > 64 ? 64 : klen), key, (int)s->ncols + 1, s->table,
                          SQ_MAX_COLUMNS);
-                c->status = ROW_REJECT;
+                sl__sqlite_why_set(c, "sink", "column_limit", key, klen);
             } else {
                 c->status = ROW_UNKNOWN;
             }
@@ -841,22 +851,24 @@ static int row_field(void *ctx, const char *key, size_t klen, const struct sl_va
             s->hint[pos] = (uint32_t)col + 1;
     }
     if (s->bound[col] == s->gen) {
-        if (col == s->id_col)
+        if (col == s->id_col) {
             snprintf(c->why, sizeof c->why,
                      "field \"%.*s\" has the name of the id column; rename the field or set "
                      "id_column",
                      (int)(klen > 64 ? 64 : klen), key);
-        else
+            sl__sqlite_why_set(c, "sink", "id_column", key, klen);
+        } else {
             snprintf(c->why, sizeof c->why,
                      "two fields map to column \"%s\" (SQLite column names ignore case)",
                      s->cols[col].name);
-        c->status = ROW_REJECT;
+            sl__sqlite_why_set(c, "sink", "column_collision", key, klen);
+        }
         return 1;
     }
     s->bound[col] = s->gen;
     if (col == s->key_col && v->type == SL_V_NULL) {
         snprintf(c->why, sizeof c->why, "key field \"%s\" is null", s->key);
-        c->status = ROW_REJECT;
+        sl__sqlite_why_set(c, "sink", "key_null", s->key, strlen(s->key));
         return 1;
     }
     return bind_value(c, c->base + col + 1, key, klen, v);
@@ -905,6 +917,7 @@ static int bind_row(struct sqlite_sink *s, struct sl_batch *b, struct sl_record 
     }
     if (s->key && s->bound[s->key_col] != s->gen) {
         snprintf(c->why, sizeof c->why, "record has no key field \"%s\"", s->key);
+        sl__sqlite_why_set(c, "sink", "key_missing", s->key, strlen(s->key));
         return ROW_REJECT;
     }
     for (uint32_t i = 0; i < s->ncols; i++)
@@ -928,6 +941,7 @@ static int step_rows(struct sqlite_sink *s, sqlite3_stmt *st, struct row_ctx *c,
         /* A row broke a rule of the table: only this statement was undone. */
         snprintf(c->why, sizeof c->why, "table %s refused the row: %s", s->table,
                  sqlite3_errmsg(s->db));
+        sl__sqlite_why_set(c, "sink", constraint_rule(sqlite3_extended_errcode(s->db)), NULL, 0);
         sqlite3_reset(st);
         return ROW_REJECT;
     }
@@ -949,7 +963,7 @@ static int write_row(struct sqlite_sink *s, struct sl_batch *b, struct sl_record
 }
 
 /* End a failed batch: roll back, forget the schema (its DDL was undone too). */
-static sl_rc abort_batch(struct sqlite_sink *s, sl_rc rc)
+sl_rc sl__sqlite_abort_batch(struct sqlite_sink *s, sl_rc rc)
 {
     if (s->insert) {
         sqlite3_reset(s->insert);
@@ -969,6 +983,21 @@ static sl_rc abort_batch(struct sqlite_sink *s, sl_rc rc)
     s->insert = s->group = NULL;
     s->schema_stale = 1;
     return rc;
+}
+
+/* Mark r rejected with the reason bind_row or step_rows left in c. */
+void sl__sqlite_reject_row(struct sqlite_sink *s, struct sl_batch *b, struct sl_record *r,
+                           const struct row_ctx *c)
+{
+    struct sl_reject_info why = {
+        .error_class = c->cls ? c->cls : "sink",
+        .rule = c->rule,
+        .path = c->path[0] ? c->path : "$",
+        .contract = c->cls && strcmp(c->cls, "contract") == 0 && s->contract
+                        ? sl_contract_label(s->contract)
+                        : NULL,
+    };
+    sl_record_reject_why(b, r, s->name, &why, "%s; not written", c->why);
 }
 
 /*
@@ -1000,15 +1029,16 @@ static sl_rc write_one(struct sqlite_sink *s, struct sl_batch *b, uint32_t i, st
             snprintf(c->why, sizeof c->why, "key field \"%s\" is null", s->key);
         else
             snprintf(c->why, sizeof c->why, "record has no key field \"%s\"", s->key);
+        sl__sqlite_why_set(c, "sink", has ? "key_null" : "key_missing", s->key, strlen(s->key));
         st = ROW_REJECT;
     }
     if (st == ROW_REJECT) {
-        sl_record_reject(b, r, s->name, "%s; not written", c->why);
+        sl__sqlite_reject_row(s, b, r, c);
         return SL_OK;
     }
     if (st == ROW_FAIL) {
         if (step_rc != SQLITE_OK)
-            return db_error(s, step_rc, err, "writing a row");
+            return sl__sqlite_db_error(s, step_rc, err, "writing a row");
         return sl_error_set(err, c->rc, "%s:%u: writing the record: %s", origin, r->line,
                             sl_strerror(c->rc));
     }
@@ -1036,7 +1066,7 @@ static sl_rc flush_group(struct sqlite_sink *s, struct sl_batch *b, const uint32
         }
         if (st == ROW_FAIL) {
             *n = 0;
-            return db_error(s, step_rc, err, "writing rows");
+            return sl__sqlite_db_error(s, step_rc, err, "writing rows");
         }
     }
     for (uint32_t k = 0; k < *n && rc == SL_OK; k++)
@@ -1045,14 +1075,116 @@ static sl_rc flush_group(struct sqlite_sink *s, struct sl_batch *b, const uint32
     return rc;
 }
 
+/*
+ * Parse r when it is not yet and check that it is an object; otherwise mark it rejected
+ * and return 0.
+ */
+int sl__sqlite_record_ready(struct sqlite_sink *s, struct sl_batch *b, struct sl_record *r,
+                            struct sl_worker *w)
+{
+    if (!(r->flags & SL_REC_PARSED)) {
+        struct sl_json_error je = {0};
+        if (!w || !w->parser ||
+            sl_record_parse(r, w->parser, w->max_depth, &b->arena, &je) != SL_OK) {
+            struct sl_reject_info why = {
+                .error_class = "invalid_json", .rule = "syntax", .path = "$"};
+            sl_record_reject_why(b, r, s->name, &why, "record is not valid JSON: %s",
+                                 w && w->parser ? je.msg : "it reached the sink unparsed");
+            return 0;
+        }
+    }
+    if (r->tape.ntok == 0 || r->tape.tok[0].type != SL_J_OBJECT) {
+        struct sl_reject_info why = {.error_class = "not_object",
+                                     .rule = "type",
+                                     .path = "$",
+                                     .expected = "object",
+                                     .actual = root_type_name(r)};
+        sl_record_reject_why(b, r, s->name, &why,
+                             "record is a JSON %s, not an object; the sqlite sink writes "
+                             "objects as rows",
+                             root_type_name(r));
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * Upsert the live records of b into the target table, inside the open transaction.
+ * Records the table refuses are marked rejected; SL_OK unless the transaction must be
+ * rolled back (the caller does that with abort_batch).
+ */
+sl_rc sl__sqlite_write_rows(struct sqlite_sink *s, struct sl_batch *b, struct sl_worker *w,
+                            int64_t *written, struct sl_error *err)
+{
+    const char *origin = b->origin ? b->origin : "(input)";
+    struct row_ctx c = {.s = s};
+    uint32_t idx[SQ_GROUP], ng = 0;
+    sl_rc rc;
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct sl_record *r = &b->recs[i];
+        if (r->flags & (SL_REC_DROPPED | SL_REC_BAD))
+            continue;
+        if (!sl__sqlite_record_ready(s, b, r, w))
+            continue;
+        if (s->group) {
+            int st = bind_row(s, b, r, &c, s->group, ng);
+            if (st == ROW_OK) {
+                idx[ng++] = i;
+                if (ng == SQ_GROUP && (rc = flush_group(s, b, idx, &ng, &c, written, err)))
+                    return rc;
+                continue;
+            }
+            if (st == ROW_REJECT) {
+                sl__sqlite_reject_row(s, b, r, &c);
+                continue;
+            }
+            if (st == ROW_FAIL)
+                return sl_error_set(err, c.rc, "%s:%u: writing the record: %s", origin, r->line,
+                                    sl_strerror(c.rc));
+            /* ROW_UNKNOWN: the schema grows, and the statements with it. */
+        }
+        if ((rc = flush_group(s, b, idx, &ng, &c, written, err)) ||
+            (rc = write_one(s, b, i, &c, written, err)))
+            return rc;
+    }
+    return flush_group(s, b, idx, &ng, &c, written, err);
+}
+
+/*
+ * Before the commit that covers b: make the records this sink rejected durable in the
+ * dead-letter queue (struct sl_worker's keep_rejects), so no commit covers a rejected
+ * record the queue does not hold. Checked by flags rather than by a count of this call's
+ * rejections so that a retried batch, whose rejections stayed marked, still gets them kept.
+ */
+static sl_rc keep_rejected(struct sqlite_sink *s, struct sl_batch *b, struct sl_worker *w,
+                           struct sl_error *err)
+{
+    if (!w || !w->keep_rejects)
+        return SL_OK;
+    uint32_t i;
+    for (i = 0; i < b->n; i++) {
+        const struct sl_record *r = &b->recs[i];
+        if ((r->flags & (SL_REC_BAD | SL_REC_KEPT)) == SL_REC_BAD && r->error_stage &&
+            strcmp(r->error_stage, s->name) == 0)
+            break;
+    }
+    if (i == b->n)
+        return SL_OK;
+    sl_rc rc = w->keep_rejects(w, b, err);
+    if (rc)
+        sl_error_prefix(err,
+                        "sink %s: the batch was rolled back because the records it rejected "
+                        "could not be put in the dead-letter queue: ",
+                        s->name);
+    return rc;
+}
+
 static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w,
                             struct sl_error *err)
 {
     struct sqlite_sink *s = state;
-    const char *origin = b->origin ? b->origin : "(input)";
     const char *source = NULL;
-    struct row_ctx c = {.s = s};
-    int64_t written = 0;
+    int64_t written = 0, seq = s->stage_seq;
     sl_rc rc;
 
     if (s->inspect)
@@ -1065,74 +1197,33 @@ static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w
     if (sl_batch_live(b) == 0 && !source)
         return SL_OK;
     if (s->schema_stale) {
-        if ((rc = load_columns(s, err)))
+        if ((rc = sl__sqlite_load_columns(s, err)))
             return rc;
         s->schema_stale = 0;
     }
-    if ((rc = step_done(s, s->begin, "starting the batch's transaction", err)))
+    if ((rc = sl__sqlite_step_done(s, s->begin, "starting the batch's transaction", err)))
         return rc;
-
-    uint32_t idx[SQ_GROUP], ng = 0;
-    for (uint32_t i = 0; i < b->n; i++) {
-        struct sl_record *r = &b->recs[i];
-        if (r->flags & (SL_REC_DROPPED | SL_REC_BAD))
-            continue;
-        if (!(r->flags & SL_REC_PARSED)) {
-            struct sl_json_error je = {0};
-            if (!w || !w->parser ||
-                sl_record_parse(r, w->parser, w->max_depth, &b->arena, &je) != SL_OK) {
-                sl_record_reject(b, r, s->name, "record is not valid JSON: %s",
-                                 w && w->parser ? je.msg : "it reached the sink unparsed");
-                continue;
-            }
-        }
-        if (r->tape.ntok == 0 || r->tape.tok[0].type != SL_J_OBJECT) {
-            sl_record_reject(b, r, s->name,
-                             "record is a JSON %s, not an object; the sqlite sink writes "
-                             "objects as rows",
-                             root_type_name(r));
-            continue;
-        }
-        if (s->group) {
-            int st = bind_row(s, b, r, &c, s->group, ng);
-            if (st == ROW_OK) {
-                idx[ng++] = i;
-                if (ng == SQ_GROUP && (rc = flush_group(s, b, idx, &ng, &c, &written, err)))
-                    return abort_batch(s, rc);
-                continue;
-            }
-            if (st == ROW_REJECT) {
-                sl_record_reject(b, r, s->name, "%s; not written", c.why);
-                continue;
-            }
-            if (st == ROW_FAIL) {
-                rc = sl_error_set(err, c.rc, "%s:%u: writing the record: %s", origin, r->line,
-                                  sl_strerror(c.rc));
-                return abort_batch(s, rc);
-            }
-            /* ROW_UNKNOWN: the schema grows, and the statements with it. */
-        }
-        if ((rc = flush_group(s, b, idx, &ng, &c, &written, err)) ||
-            (rc = write_one(s, b, i, &c, &written, err)))
-            return abort_batch(s, rc);
-    }
-    if ((rc = flush_group(s, b, idx, &ng, &c, &written, err)))
-        return abort_batch(s, rc);
+    rc = s->staged ? sl__sqlite_stage_rows(s, b, w, source, &seq, &written, err)
+                   : sl__sqlite_write_rows(s, b, w, &written, err);
+    if (rc || (rc = keep_rejected(s, b, w, err)))
+        return sl__sqlite_abort_batch(s, rc);
 
     if (source) {
-        sqlite3_stmt *cp = s->ckpt_put;
+        /* Invariant 7: a staged batch's position waits in _sluice_staged for publish. */
+        sqlite3_stmt *cp = s->staged ? s->stage_pos : s->ckpt_put;
         sqlite3_bind_text(cp, 1, s->pipeline, -1, SQLITE_STATIC);
         sqlite3_bind_text(cp, 2, s->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(cp, 3, source, -1, SQLITE_STATIC);
         sqlite3_bind_text(cp, 4, b->position, -1, SQLITE_STATIC);
         sqlite3_bind_int64(cp, 5, written);
-        rc = step_done(s, cp, "recording the checkpoint", err);
+        rc = sl__sqlite_step_done(s, cp, "recording the checkpoint", err);
         sqlite3_clear_bindings(cp);
         if (rc)
-            return abort_batch(s, rc);
+            return sl__sqlite_abort_batch(s, rc);
     }
-    if ((rc = step_done(s, s->commit, "committing the batch", err)))
-        return abort_batch(s, rc);
+    if ((rc = sl__sqlite_step_done(s, s->commit, "committing the batch", err)))
+        return sl__sqlite_abort_batch(s, rc);
+    s->stage_seq = seq;
     if (s->insert) { /* invariant 5: nothing points into b */
         sqlite3_clear_bindings(s->insert);
         sqlite3_clear_bindings(s->group);
@@ -1161,7 +1252,7 @@ static sl_rc sqlite_committed(void *state, const char *source, char **position,
                 rc = sl_error_set(err, SL_ENOMEM, "out of memory");
         }
     } else if (src != SQLITE_DONE) {
-        rc = db_error(s, src, err, "reading the checkpoint");
+        rc = sl__sqlite_db_error(s, src, err, "reading the checkpoint");
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -1186,7 +1277,7 @@ static sl_rc sqlite_commit_info(void *state, const char *source, uint64_t *recor
         *records = r > 0 ? (uint64_t)r : 0;
         *commit_ns = ms > 0 ? (uint64_t)ms * 1000000u : 0;
     } else if (src != SQLITE_DONE) {
-        rc = db_error(s, src, err, "reading the checkpoint");
+        rc = sl__sqlite_db_error(s, src, err, "reading the checkpoint");
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -1330,6 +1421,8 @@ static void sqlite_close(void *state)
     sqlite3_finalize(s->ckpt_info);
     sqlite3_finalize(s->insert);
     sqlite3_finalize(s->group);
+    sqlite3_finalize(s->stage_put);
+    sqlite3_finalize(s->stage_pos);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         sl_warn(s->name, "closing %s: %s", s->path, sqlite3_errmsg(s->db));
     free_columns(s);
@@ -1340,6 +1433,9 @@ static void sqlite_close(void *state)
     sl_free(s->table);
     sl_free(s->key);
     sl_free(s->id_column);
+    sl_json_parser_destroy(s->parser);
+    sl_contract_destroy(s->contract);
+    sl_free(s->contract_path);
     sl_free(s);
 }
 
@@ -1399,7 +1495,7 @@ static sl_rc open_inspect(struct sqlite_sink *s, struct sl_error *err)
     static const char q[] =
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sluice_checkpoints'";
     sqlite3_stmt *chk;
-    sl_rc rc = prepare(s, q, sizeof q - 1, &chk, err);
+    sl_rc rc = sl__sqlite_prepare(s, q, sizeof q - 1, &chk, err);
     if (rc)
         return rc;
     src = sqlite3_step(chk);
@@ -1407,10 +1503,10 @@ static sl_rc open_inspect(struct sqlite_sink *s, struct sl_error *err)
     if (src == SQLITE_DONE)
         return SL_OK;
     if (src != SQLITE_ROW)
-        return db_error(s, src, err, "looking for _sluice_checkpoints");
+        return sl__sqlite_db_error(s, src, err, "looking for _sluice_checkpoints");
     s->has_ckpt = 1;
-    if ((rc = prepare(s, ckpt_get_sql, sizeof ckpt_get_sql - 1, &s->ckpt_get, err)) ||
-        (rc = prepare(s, ckpt_info_sql, sizeof ckpt_info_sql - 1, &s->ckpt_info, err)))
+    if ((rc = sl__sqlite_prepare(s, ckpt_get_sql, sizeof ckpt_get_sql - 1, &s->ckpt_get, err)) ||
+        (rc = sl__sqlite_prepare(s, ckpt_info_sql, sizeof ckpt_info_sql - 1, &s->ckpt_info, err)))
         return rc;
     return SL_OK;
 }
@@ -1560,11 +1656,11 @@ static sl_rc open_db(struct sqlite_sink *s, const char *sync, uint64_t busy_ms,
 
     sqlite3_stmt *st;
     static const char wal[] = "PRAGMA journal_mode=WAL";
-    if ((rc = prepare(s, wal, sizeof wal - 1, &st, err)))
+    if ((rc = sl__sqlite_prepare(s, wal, sizeof wal - 1, &st, err)))
         return rc;
     src = sqlite3_step(st);
     if (src != SQLITE_ROW) {
-        rc = db_error(s, src, err, "switching to WAL journal mode");
+        rc = sl__sqlite_db_error(s, src, err, "switching to WAL journal mode");
         sqlite3_finalize(st);
         return rc;
     }
@@ -1587,28 +1683,29 @@ static sl_rc open_db(struct sqlite_sink *s, const char *sync, uint64_t busy_ms,
      */
     static const char cache[] = "PRAGMA cache_size=-65536";
     static const char ckpt[] = "PRAGMA wal_autocheckpoint=16384";
-    if ((rc = exec_sql(s, sync_sql, strlen(sync_sql), "setting synchronous", err)) ||
-        (rc = exec_sql(s, cache, sizeof cache - 1, "setting the cache size", err)) ||
-        (rc = exec_sql(s, ckpt, sizeof ckpt - 1, "setting the checkpoint interval", err)) ||
-        (rc =
-             exec_sql(s, ckpt_table, sizeof ckpt_table - 1, "creating _sluice_checkpoints", err)) ||
-        (rc = prepare(s, "BEGIN IMMEDIATE", 15, &s->begin, err)) ||
-        (rc = prepare(s, "COMMIT", 6, &s->commit, err)) ||
-        (rc = prepare(s, "ROLLBACK", 8, &s->rollback, err)) ||
-        (rc = prepare(s, ckpt_put, sizeof ckpt_put - 1, &s->ckpt_put, err)) ||
-        (rc = prepare(s, ckpt_get_sql, sizeof ckpt_get_sql - 1, &s->ckpt_get, err)) ||
-        (rc = prepare(s, ckpt_info_sql, sizeof ckpt_info_sql - 1, &s->ckpt_info, err)))
+    if ((rc = sl__sqlite_exec_sql(s, sync_sql, strlen(sync_sql), "setting synchronous", err)) ||
+        (rc = sl__sqlite_exec_sql(s, cache, sizeof cache - 1, "setting the cache size", err)) ||
+        (rc = sl__sqlite_exec_sql(s, ckpt, sizeof ckpt - 1, "setting the checkpoint interval",
+                                  err)) ||
+        (rc = sl__sqlite_exec_sql(s, ckpt_table, sizeof ckpt_table - 1,
+                                  "creating _sluice_checkpoints", err)) ||
+        (rc = sl__sqlite_prepare(s, "BEGIN IMMEDIATE", 15, &s->begin, err)) ||
+        (rc = sl__sqlite_prepare(s, "COMMIT", 6, &s->commit, err)) ||
+        (rc = sl__sqlite_prepare(s, "ROLLBACK", 8, &s->rollback, err)) ||
+        (rc = sl__sqlite_prepare(s, ckpt_put, sizeof ckpt_put - 1, &s->ckpt_put, err)) ||
+        (rc = sl__sqlite_prepare(s, ckpt_get_sql, sizeof ckpt_get_sql - 1, &s->ckpt_get, err)) ||
+        (rc = sl__sqlite_prepare(s, ckpt_info_sql, sizeof ckpt_info_sql - 1, &s->ckpt_info, err)))
         return rc;
     if (strcmp(sync, "OFF") != 0 && strcasecmp(mode_buf, "wal") == 0 &&
         (rc = checkpointer_start(s, err)))
         return rc;
-    return load_columns(s, err);
+    return sl__sqlite_load_columns(s, err);
 }
 
 static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_error *err)
 {
     const struct sl_cfg_node *node = ctx->node;
-    const char *path, *table, *key, *id_column, *sync;
+    const char *path, *table, *key, *id_column, *sync, *contract;
     uint64_t busy_ms;
     sl_rc rc;
     if ((rc = sl_cfg_get_path(ctx->doc, node, "path", NULL, &path, err)) ||
@@ -1616,6 +1713,7 @@ static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct s
         (rc = sl_cfg_get_str(node, "key", NULL, &key, err)) ||
         (rc = sl_cfg_get_str(node, "id_column", "_sluice_id", &id_column, err)) ||
         (rc = sl_cfg_get_str(node, "synchronous", "normal", &sync, err)) ||
+        (rc = sl_cfg_get_path(ctx->doc, node, "contract", NULL, &contract, err)) ||
         (rc = sl_cfg_get_duration(node, "busy_timeout", 5000, &busy_ms, err)))
         return rc;
     if (!path || !*path)
@@ -1626,7 +1724,9 @@ static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct s
     if (!table || !*table)
         return sl_cfg_error(err, node, "sinks.%s: missing required option table", ctx->name);
     const struct sl_cfg_node *tn = sl_cfg_get(node, "table");
-    if (strncasecmp(table, "sqlite_", 7) == 0 || strcasecmp(table, "_sluice_checkpoints") == 0)
+    if (strncasecmp(table, "sqlite_", 7) == 0 || strcasecmp(table, "_sluice_checkpoints") == 0 ||
+        strcasecmp(table, "_sluice_contracts") == 0 || strcasecmp(table, "_sluice_staging") == 0 ||
+        strcasecmp(table, "_sluice_staged") == 0)
         return sl_cfg_error(err, tn, "sinks.%s.table: \"%s\" is reserved; choose another name",
                             ctx->name, table);
     if (key && !*key)
@@ -1639,7 +1739,7 @@ static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct s
                             "key the record id is what makes a replay overwrite instead of "
                             "duplicate",
                             ctx->name);
-    if (key && *id_column && name_eq(key, strlen(key), id_column, strlen(id_column)))
+    if (key && *id_column && sl__sqlite_name_eq(key, strlen(key), id_column, strlen(id_column)))
         return sl_cfg_error(err, sl_cfg_get(node, "id_column"),
                             "sinks.%s.id_column: \"%s\" is also the key; choose another column "
                             "for the record id or set id_column: \"\"",
@@ -1664,7 +1764,10 @@ static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct s
     s->table = sl_strdup(table);
     s->key = key ? sl_strdup(key) : NULL;
     s->id_column = *id_column ? sl_strdup(id_column) : NULL;
-    if (!s->cols || !s->path || !s->table || (key && !s->key) || (*id_column && !s->id_column)) {
+    s->contract_path = contract && *contract ? sl_strdup(contract) : NULL;
+    s->max_depth = ctx->max_depth;
+    if (!s->cols || !s->path || !s->table || (key && !s->key) || (*id_column && !s->id_column) ||
+        (contract && *contract && !s->contract_path)) {
         rc = sl_error_set(err, SL_ENOMEM, "out of memory");
         goto fail;
     }
@@ -1678,6 +1781,20 @@ static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct s
     if (!ctx->exactly_once && !sl_cfg_get(node, "synchronous"))
         mode = "OFF";
     if ((rc = s->inspect ? open_inspect(s, err) : open_db(s, mode, busy_ms, err)))
+        goto fail;
+    /* Inspection reads checkpoints only: the contract and staging are left alone. */
+    if (s->contract_path && !s->inspect) {
+        int closed;
+        if ((rc = sl_contract_load(s->contract_path, &s->contract, err))) {
+            sl_error_prefix(err, "sinks.%s.contract: ", ctx->name);
+            goto fail;
+        }
+        if ((rc = sl__sqlite_contract_is_closed(s->contract, &closed, err)) ||
+            (rc = sl__sqlite_contract_apply(s, err)))
+            goto fail;
+        s->closed = closed;
+    }
+    if (!s->inspect && (rc = sl__sqlite_staging_open(s, ctx->staged, err)))
         goto fail;
     *state = s;
     return SL_OK;
@@ -1698,5 +1815,6 @@ const struct sl_plugin sl_sink_sqlite = {
     .commit_info = sqlite_commit_info,
     .reset = sqlite_reset,
     .rewind = sqlite_rewind,
+    .publish = sl__sqlite_publish,
     .close = sqlite_close,
 };

@@ -7,6 +7,13 @@
  * data. A quote inside an unquoted field is an ordinary character (common in the wild,
  * and unambiguous). After a closing quote only a delimiter or the line break may follow;
  * anything else makes the row malformed. Rows end at "\n" or "\r\n" outside quotes.
+ * Empty lines, and lines of only spaces and tabs when there is more than one column, are
+ * not rows: they are skipped and counted in the batch's `empty`.
+ *
+ * Rejects carry a structured reason (record.h): class "csv" with rule "column_count"
+ * (expected/actual field counts) or "quoting" (the column's path, what was expected
+ * after the quote and what was there), or class "cast" with the column type as the rule
+ * when a typed column's value does not convert (path = the column, actual = the value).
  *
  * Typing: every column is a string unless `types` says otherwise. For int, float and
  * bool columns surrounding spaces are ignored and an empty field is null; a value that
@@ -363,9 +370,40 @@ static const char *quote_value(const char *v, size_t n, char buf[80])
     return buf;
 }
 
+/* v[0..n) shortened for a reject reason's `actual`: 64 bytes then "...", unprintables '?'. */
+static void short_value(const char *v, size_t n, char buf[72])
+{
+    size_t k = 0, max = n > 64 ? 64 : n;
+    for (size_t i = 0; i < max; i++)
+        buf[k++] = (v[i] >= 0x20 && v[i] < 0x7f) ? v[i] : '?';
+    if (max < n)
+        buf[k++] = '.', buf[k++] = '.', buf[k++] = '.';
+    buf[k] = '\0';
+}
+
+void sl__csv_column_path(const char *name, char *buf, size_t cap)
+{
+    size_t n = strlen(name), i = 0;
+    int bare = n > 0 && !(name[0] >= '0' && name[0] <= '9');
+    for (i = 0; i < n && bare; i++)
+        bare = (name[i] >= 'A' && name[i] <= 'Z') || (name[i] >= 'a' && name[i] <= 'z') ||
+               (name[i] >= '0' && name[i] <= '9') || name[i] == '_';
+    if (bare) {
+        snprintf(buf, cap, "$.%s", name);
+        return;
+    }
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    if (put_str(&b, name, n) == SL_OK)
+        snprintf(buf, cap, "$[%.*s]", (int)b.len, b.data);
+    else
+        snprintf(buf, cap, "$");
+    sl_buf_fini(&b);
+}
+
 sl_rc sl__csv_to_json(const struct sl__csv_schema *s, const char *row,
                       const struct sl__csv_field *f, uint32_t nf, struct sl_buf *out,
-                      struct sl_buf *tmp, char *msg, size_t msgcap)
+                      struct sl_buf *tmp, char *msg, size_t msgcap, struct sl__csv_cast_error *ce)
 {
     sl_rc rc;
     sl_buf_clear(out);
@@ -441,6 +479,10 @@ sl_rc sl__csv_to_json(const struct sl__csv_schema *s, const char *row,
     bad:
         snprintf(msg, msgcap, "column %s: %s is not %s %s", s->names[i], quote_value(v, n, vb),
                  t == SL__CSV_INT ? "an" : "a", type_names[t]);
+        if (ce) {
+            ce->col = i;
+            short_value(v, n, ce->value);
+        }
         return SL_EPARSE;
     }
     return sl_buf_putc(out, '}');
@@ -716,6 +758,74 @@ static sl_rc schema_from_row(struct sl__csv *c, const char *row, const struct sl
     return schema_build(c, names, lens, sc->nf, origin, err);
 }
 
+/* Whether p[0..n) holds only spaces and tabs. */
+static int blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t')
+            return 0;
+    return 1;
+}
+
+/*
+ * Reject row r (p[0..sc->len)) that is malformed (bad: quoting, as sl__csv_scan found)
+ * or has the wrong number of fields: error class "csv", rule "quoting" or
+ * "column_count", with the column and byte where that helps.
+ */
+static void reject_row(struct sl__csv *c, struct sl_batch *b, struct sl_record *r,
+                       const struct sl__emit *e, const char *p, const struct sl__csv_scan *sc,
+                       int bad)
+{
+    const struct sl__csv_schema *s = &c->schema;
+    unsigned long long line = r->line;
+    char expected[64], actual[64], path[160];
+    struct sl_reject_info why = {.error_class = "csv", .expected = expected, .actual = actual};
+    if (bad && strcmp(sc->err, "too many fields") != 0) {
+        /* The field holding the problem: the last one starting at or before it. */
+        uint32_t col = 0, nstored = sc->nf < SL__CSV_MAX_FIELDS ? sc->nf : SL__CSV_MAX_FIELDS;
+        for (uint32_t k = 0; k < nstored; k++)
+            if (c->f[k].off <= sc->err_col + 1)
+                col = k;
+        int unclosed = sc->err_col >= sc->len || p[sc->err_col] == c->d.quote;
+        why.rule = "quoting";
+        if (col < s->ncol) {
+            sl__csv_column_path(s->names[col], path, sizeof path);
+            why.path = path;
+        }
+        if (unclosed) {
+            snprintf(expected, sizeof expected, "a closing %c", c->d.quote);
+            snprintf(actual, sizeof actual, "end of input");
+        } else {
+            char ch = p[sc->err_col];
+            snprintf(expected, sizeof expected, "'%c' or a line break after the closing %c",
+                     c->d.delim, c->d.quote);
+            if (ch >= 0x20 && ch < 0x7f)
+                snprintf(actual, sizeof actual, "'%c'", ch);
+            else
+                snprintf(actual, sizeof actual, "byte 0x%02X", (unsigned char)ch);
+        }
+        if (col < s->ncol)
+            sl_record_reject_why(b, r, e->stage, &why,
+                                 "line %llu of %s: malformed CSV: %s (byte %zu of the row, "
+                                 "column %u \"%s\"); quote the whole field and double any %c "
+                                 "inside it",
+                                 line, e->origin, sc->err, sc->err_col + 1, col + 1, s->names[col],
+                                 c->d.quote);
+        else
+            sl_record_reject_why(b, r, e->stage, &why,
+                                 "line %llu of %s: malformed CSV: %s (byte %zu of the row); "
+                                 "quote the whole field and double any %c inside it",
+                                 line, e->origin, sc->err, sc->err_col + 1, c->d.quote);
+        return;
+    }
+    why.rule = "column_count";
+    snprintf(expected, sizeof expected, "%u fields", s->ncol);
+    snprintf(actual, sizeof actual, "%u fields", sc->nf);
+    sl_record_reject_why(b, r, e->stage, &why, "line %llu of %s: %u fields, expected %u (%s%s%s)",
+                         line, e->origin, sc->nf, s->ncol, s->ncol ? s->names[0] : "",
+                         s->ncol > 1 ? " ... " : "", s->ncol > 1 ? s->names[s->ncol - 1] : "");
+}
+
 sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, struct sl__span *sp,
                    const struct sl__emit *e, int at_eof, struct sl_error *err)
 {
@@ -726,7 +836,7 @@ sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, s
     if (!c->ready && !c->header && (rc = schema_from_config(c, e->origin, err)))
         return rc;
     for (;;) {
-        if (l->skipping && !sl__lines_skip(l, sp))
+        if (l->skipping && !sl__lines_skip(l, b, sp, at_eof))
             return SL_AGAIN;
         if (b->n >= max_records || (b->n && sp->bytes >= max_bytes))
             return SL_OK;
@@ -757,31 +867,37 @@ sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, s
         if (b->n && sp->bytes + sc.used > max_bytes)
             return SL_OK;
         uint64_t line = l->line, off = l->off;
-        if (sc.len == 0 || (!c->ready && c->header)) {
-            if (sc.len && (rc = schema_from_row(c, p, &sc, e->origin, err)))
+        if (!c->ready && c->header) {
+            if (!sc.len)
+                b->empty++;
+            else if ((rc = schema_from_row(c, p, &sc, e->origin, err)))
                 return rc;
+        } else if (sc.len == 0 || (c->schema.ncol > 1 && st == SL__CSV_ROW && sc.nf == 1 &&
+                                   !c->f[0].quoted && blank(p, sc.len))) {
+            b->empty++; /* an empty or blank line: never a record */
         } else {
             struct sl_record *r = sl_batch_add(b);
             if (!r)
                 return SL_ENOMEM;
             sl__lines_set_record(r, e, p, sc.len, off, line);
             char msg[512];
-            if (st == SL__CSV_BAD) {
-                sl_record_reject(b, r, e->stage,
-                                 "line %llu of %s: malformed CSV: %s (byte %zu of the row)",
-                                 (unsigned long long)line, e->origin, sc.err, sc.err_col + 1);
-            } else if (sc.nf != c->schema.ncol) {
-                sl_record_reject(b, r, e->stage, "line %llu of %s: %u fields, expected %u (%s%s%s)",
-                                 (unsigned long long)line, e->origin, sc.nf, c->schema.ncol,
-                                 c->schema.ncol ? c->schema.names[0] : "",
-                                 c->schema.ncol > 1 ? " ... " : "",
-                                 c->schema.ncol > 1 ? c->schema.names[c->schema.ncol - 1] : "");
+            struct sl__csv_cast_error ce;
+            if (st == SL__CSV_BAD || sc.nf != c->schema.ncol) {
+                reject_row(c, b, r, e, p, &sc, st == SL__CSV_BAD);
             } else if ((rc = sl__csv_to_json(&c->schema, p, c->f, sc.nf, &c->out, &c->tmp, msg,
-                                             sizeof msg)) != SL_OK) {
+                                             sizeof msg, &ce)) != SL_OK) {
                 if (rc != SL_EPARSE)
                     return rc == SL_ELIMIT ? SL_ENOMEM : rc;
-                sl_record_reject(b, r, e->stage, "line %llu of %s, %s", (unsigned long long)line,
-                                 e->origin, msg);
+                uint8_t t = c->schema.types[ce.col];
+                char path[160];
+                sl__csv_column_path(c->schema.names[ce.col], path, sizeof path);
+                struct sl_reject_info why = {.error_class = "cast",
+                                             .rule = type_names[t],
+                                             .path = path,
+                                             .expected = type_names[t],
+                                             .actual = ce.value};
+                sl_record_reject_why(b, r, e->stage, &why, "line %llu of %s, %s",
+                                     (unsigned long long)line, e->origin, msg);
             } else {
                 char *t = sl_arena_dup(&b->arena, c->out.data, c->out.len);
                 if (!t)

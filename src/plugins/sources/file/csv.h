@@ -69,14 +69,24 @@ struct sl__csv_schema {
     char quote;     /* the dialect's quote (doubled inside quoted fields) */
 };
 
+/* A value that its column's type cannot take (sl__csv_to_json). */
+struct sl__csv_cast_error {
+    uint32_t col;   /* 0-based column index */
+    char value[72]; /* the value, at most 64 bytes of it then "...", unprintables as '?' */
+};
+
 /*
  * Write the row's fields as a JSON object into out (cleared first). On a bad value
  * returns SL_EPARSE with msg naming the column and value ("column age: \"x1\" is not an
- * int"); tmp is scratch for unescaping quoted fields. SL_ENOMEM / SL_ELIMIT from out.
+ * int") and, when ce is not NULL, the column and value in *ce; tmp is scratch for
+ * unescaping quoted fields. SL_ENOMEM / SL_ELIMIT from out.
  */
 sl_rc sl__csv_to_json(const struct sl__csv_schema *s, const char *row,
                       const struct sl__csv_field *f, uint32_t nf, struct sl_buf *out,
-                      struct sl_buf *tmp, char *msg, size_t msgcap);
+                      struct sl_buf *tmp, char *msg, size_t msgcap, struct sl__csv_cast_error *ce);
+
+/* The column's field path for reject reasons: $.name, or $["odd name"] (JSON-escaped). */
+void sl__csv_column_path(const char *name, char *buf, size_t cap);
 
 /* Options and per-input state of a CSV-reading source. */
 struct sl__csv {
@@ -113,7 +123,8 @@ void sl__csv_input_begin(struct sl__csv *c);
 /*
  * Like sl__lines_ndjson for CSV rows: fill b from the window until a limit (SL_OK) or
  * until the window holds no complete row (SL_AGAIN). A header row is consumed, not
- * emitted. A bad header is fatal (SL_ECONFIG in err); bad rows become rejected records.
+ * emitted. A bad header is fatal (SL_ECONFIG in err); bad rows become rejected records
+ * with a structured reason (class csv or cast, csv.c); blank lines are counted in b->empty.
  */
 sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, struct sl__span *sp,
                    const struct sl__emit *e, int at_eof, struct sl_error *err);

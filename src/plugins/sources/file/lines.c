@@ -11,7 +11,12 @@
  * within max_record + 1 bytes is known to be overlong without reading it to the end.
  * It becomes one rejected record holding its first max_record bytes (enough for the
  * dead-letter queue to show what it was), and the rest of the line is skipped however
- * long it is, without ever holding more than a window of it.
+ * long it is, without ever holding more than a window of it. The record's reason carries
+ * the line's full length (why->true_len): known at once when the line ends inside the
+ * window, otherwise counted while skipping and filled in when the end is found.
+ *
+ * Blank lines (empty, or only spaces and tabs) are never records: they are counted in
+ * b->empty so the run report can account for every line.
  *
  * Threading: none; a window belongs to one source thread. Ownership: the window buffer
  * is the source's (sl_malloc); records point into batch arenas once flushed.
@@ -55,8 +60,10 @@ void sl__lines_reset(struct sl__lines *l, uint64_t off, uint64_t line, int skipp
     l->skipping = skipping;
 }
 
-void sl__lines_span_begin(const struct sl__lines *l, struct sl__span *sp, const struct sl_batch *b)
+void sl__lines_span_begin(struct sl__lines *l, struct sl__span *sp, const struct sl_batch *b)
 {
+    if (b->n == 0)
+        l->ovl_batch = NULL; /* a new batch: the one holding the record was handed on */
     sp->from = l->start;
     sp->first = b->n;
     sp->bytes = 0;
@@ -135,6 +142,35 @@ const char *sl__lines_size_text(uint64_t n, char buf[32])
     return buf;
 }
 
+/*
+ * (Re)state why overlong record r was rejected: its line is total bytes long (exact), or
+ * at least total bytes (!exact: its end has not been read yet).
+ */
+static void reject_overlong(struct sl_batch *b, struct sl_record *r, const char *stage,
+                            const char *origin, size_t max_record, uint64_t total, int exact)
+{
+    char lim[32], expected[48], actual[48];
+    sl__lines_size_text(max_record, lim);
+    snprintf(expected, sizeof expected, "<= %zu bytes", max_record);
+    snprintf(actual, sizeof actual, "%s%llu bytes", exact ? "" : ">= ", (unsigned long long)total);
+    struct sl_reject_info why = {.error_class = "record_too_large",
+                                 .rule = "max_record_bytes",
+                                 .expected = expected,
+                                 .actual = actual,
+                                 .true_len = total};
+    r->flags &= ~(uint32_t)SL_REC_BAD; /* replaces a provisional reason (invariant 6) */
+    if (exact)
+        sl_record_reject_why(b, r, stage, &why,
+                             "line %u of %s is %llu bytes, over max_record_bytes (%s); raise "
+                             "max_record_bytes or fix the producer",
+                             r->line, origin, (unsigned long long)total, lim);
+    else
+        sl_record_reject_why(b, r, stage, &why,
+                             "line %u of %s is longer than max_record_bytes (%s), at least %llu "
+                             "bytes; raise max_record_bytes or fix the producer",
+                             r->line, origin, lim, (unsigned long long)total);
+}
+
 sl_rc sl__lines_overlong(struct sl__lines *l, struct sl_batch *b, struct sl__span *sp,
                          const struct sl__emit *e, size_t total, size_t consume, int line_done)
 {
@@ -142,18 +178,14 @@ sl_rc sl__lines_overlong(struct sl__lines *l, struct sl_batch *b, struct sl__spa
     if (!r)
         return SL_ENOMEM;
     sl__lines_set_record(r, e, l->buf + l->start, l->max_record, l->off, l->line);
-    char lim[32];
-    sl__lines_size_text(l->max_record, lim);
-    if (total)
-        sl_record_reject(b, r, e->stage,
-                         "line %llu of %s is %zu bytes, over max_record_bytes (%s); raise "
-                         "max_record_bytes or fix the producer",
-                         (unsigned long long)l->line, e->origin, total, lim);
-    else
-        sl_record_reject(b, r, e->stage,
-                         "line %llu of %s is longer than max_record_bytes (%s); raise "
-                         "max_record_bytes or fix the producer",
-                         (unsigned long long)l->line, e->origin, lim);
+    reject_overlong(b, r, e->stage, e->origin, l->max_record, total ? total : consume, total != 0);
+    if (!total) { /* invariant 6: finish the length while skipping */
+        l->ovl_batch = b;
+        l->ovl_origin = e->origin;
+        l->ovl_rec = b->n - 1;
+        l->ovl_len = consume;
+        l->ovl_cr = consume && l->buf[l->start + consume - 1] == '\r';
+    }
     sl_rc rc = sl__lines_flush(l, b, sp, l->start + l->max_record);
     if (rc)
         return rc;
@@ -169,19 +201,42 @@ sl_rc sl__lines_overlong(struct sl__lines *l, struct sl_batch *b, struct sl__spa
     return SL_OK;
 }
 
-int sl__lines_skip(struct sl__lines *l, struct sl__span *sp)
+/* The overlong line being skipped ended: make its record's length exact (invariant 6). */
+static void overlong_done(struct sl__lines *l, struct sl_batch *b)
+{
+    if (l->ovl_batch == b && b && l->ovl_rec < b->n) {
+        struct sl_record *r = &b->recs[l->ovl_rec];
+        reject_overlong(b, r, r->error_stage, l->ovl_origin, l->max_record,
+                        l->ovl_len - (uint64_t)l->ovl_cr, 1);
+    }
+    l->ovl_batch = NULL;
+}
+
+int sl__lines_skip(struct sl__lines *l, struct sl_batch *b, struct sl__span *sp, int at_eof)
 {
     const char *p = l->buf + l->start;
     size_t n = l->end - l->start;
     const char *nl = memchr(p, '\n', n);
     size_t drop = nl ? (size_t)(nl - p) + 1 : n;
+    if (nl) {
+        l->ovl_cr = nl > p ? nl[-1] == '\r' : l->ovl_cr;
+        l->ovl_len += drop - 1;
+    } else if (n) {
+        l->ovl_cr = p[n - 1] == '\r';
+        l->ovl_len += n;
+    }
     l->start += drop;
     l->off += drop;
     l->scan = 0;
     sp->from = l->start;
     sp->bytes += drop;
-    if (!nl)
+    if (!nl) {
+        if (at_eof)
+            overlong_done(l, b); /* the input ends the line (skipping stays on: a file
+                                    that grows continues the same line) */
         return 0;
+    }
+    overlong_done(l, b);
     l->skipping = 0;
     l->line++;
     return 1;
@@ -203,7 +258,7 @@ sl_rc sl__lines_ndjson(struct sl__lines *l, struct sl_batch *b, struct sl__span 
     const size_t max_bytes = e->limits->max_bytes ? e->limits->max_bytes : (size_t)1 << 20;
 
     for (;;) {
-        if (l->skipping && !sl__lines_skip(l, sp))
+        if (l->skipping && !sl__lines_skip(l, b, sp, at_eof))
             return SL_AGAIN;
         if (b->n >= max_records || (b->n && sp->bytes >= max_bytes))
             return SL_OK;
@@ -243,6 +298,8 @@ sl_rc sl__lines_ndjson(struct sl__lines *l, struct sl_batch *b, struct sl__span 
             if (!r)
                 return SL_ENOMEM;
             sl__lines_set_record(r, e, p, len, l->off, l->line);
+        } else {
+            b->empty++;
         }
         sp->bytes += consume;
         l->start += consume;

@@ -36,6 +36,11 @@
  *      partial line is not searched again after each refill).
  *   5. skipping: the bytes from buf[start] on belong to an overlong line already emitted
  *      as a rejected record; they are discarded up to and including the next '\n'.
+ *   6. ovl_batch, when not NULL, is the batch being filled and ovl_rec the index in it of
+ *      the rejected record of the overlong line being skipped; ovl_len counts the bytes
+ *      of that line seen so far (ovl_cr: the last of them was '\r'). When the line's end
+ *      is found while the batch is still being filled, the record's true_len and message
+ *      are made exact; a batch handed on earlier keeps the lower bound ("at least").
  */
 struct sl__lines {
     char *buf;
@@ -46,6 +51,11 @@ struct sl__lines {
     uint64_t line;
     size_t max_record;
     int skipping;
+    struct sl_batch *ovl_batch; /* invariant 6 */
+    const char *ovl_origin;     /* the input's name for the message (sl__emit.origin) */
+    uint32_t ovl_rec;
+    int ovl_cr;
+    uint64_t ovl_len;
 };
 
 /* What the batch being filled has consumed since the last flush. */
@@ -70,8 +80,8 @@ void sl__lines_fini(struct sl__lines *l);
 /* Forget buffered input and continue at input offset off, line number line. */
 void sl__lines_reset(struct sl__lines *l, uint64_t off, uint64_t line, int skipping);
 
-/* Begin a batch: an empty span at the window's current start. */
-void sl__lines_span_begin(const struct sl__lines *l, struct sl__span *sp, const struct sl_batch *b);
+/* Begin a batch (or continue filling b): an empty span at the window's current start. */
+void sl__lines_span_begin(struct sl__lines *l, struct sl__span *sp, const struct sl_batch *b);
 
 /*
  * Copy the consumed bytes buf[sp->from .. upto) into b's arena and move the pointers of
@@ -93,8 +103,9 @@ ssize_t sl__lines_fill(struct sl__lines *l, struct sl__span *sp, int fd, int use
  * With at_eof, a final line without '\n' is a record too. SL_ENOMEM on failure.
  *
  * Lines: a trailing "\r" is stripped; blank lines (empty or only spaces/tabs) are
- * skipped but counted in line numbers; a line over max_record bytes becomes one
- * rejected record holding its first max_record bytes, and the rest is skipped.
+ * skipped, counted in line numbers and in b->empty; a line over max_record bytes becomes
+ * one rejected record (class record_too_large, rule max_record_bytes, why->true_len its
+ * full length) holding its first max_record bytes, and the rest is skipped.
  */
 sl_rc sl__lines_ndjson(struct sl__lines *l, struct sl_batch *b, struct sl__span *sp,
                        const struct sl__emit *e, int at_eof);
@@ -108,16 +119,22 @@ void sl__lines_set_record(struct sl_record *r, const struct sl__emit *e, const c
 
 /*
  * Emit the overlong line starting at buf[start] (the window holds at least max_record
- * bytes of it) as a rejected record of its first max_record bytes; total is its full
- * length when known (0 when the line runs past the window). Flushes the span, drops
- * `consume` bytes (the whole line when known, else everything buffered) and enters
+ * bytes of it) as a rejected record of its first max_record bytes: error class
+ * "record_too_large", rule "max_record_bytes", expected "<= max_record bytes", actual and
+ * true_len its full length. total is that length when known (0 when the line runs past
+ * the window: then it is completed by sl__lines_skip, invariant 6). Flushes the span,
+ * drops `consume` bytes (the whole line when known, else everything buffered) and enters
  * skipping mode when the line's end has not been seen. SL_OK / SL_ENOMEM.
  */
 sl_rc sl__lines_overlong(struct sl__lines *l, struct sl_batch *b, struct sl__span *sp,
                          const struct sl__emit *e, size_t total, size_t consume, int line_done);
 
-/* Discard the rest of an overlong line. Returns 1 when its end was found, 0 otherwise. */
-int sl__lines_skip(struct sl__lines *l, struct sl__span *sp);
+/*
+ * Discard the rest of an overlong line. Returns 1 when its end was found, 0 otherwise.
+ * b is the batch being filled; when the line ends (at a '\n', or at the end of the input
+ * with at_eof) its record in b gets its exact length (invariant 6).
+ */
+int sl__lines_skip(struct sl__lines *l, struct sl_batch *b, struct sl__span *sp, int at_eof);
 
 /* "1 MiB", "64 KiB", "1000 bytes": n in the largest binary unit that divides it. */
 const char *sl__lines_size_text(uint64_t n, char buf[32]);

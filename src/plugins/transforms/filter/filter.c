@@ -7,8 +7,11 @@
  * condition (sl_expr_test, truthiness as in docs/expressions.md): false marks the record
  * SL_REC_DROPPED, which makes it invisible downstream and counts it as "dropped by
  * filter" in the conservation law. A runtime error (a type error such as comparing a
- * string with a number) is not a silent drop: the record is rejected with the expression
- * and the error, so it reaches the dead-letter queue with its reason.
+ * string with a number) is not a silent drop: the record is rejected (error class
+ * "expression") with the expression and the error, so it reaches the dead-letter queue
+ * with its reason. Likewise a record whose root is not an object (an array, a string...)
+ * is rejected as "not_object" when the condition reads fields by name, instead of being
+ * judged on fields that cannot exist.
  *
  * Threading: process() may run on several workers at once with the same state. The state
  * (one compiled expression) is immutable after init, and every allocation comes from the
@@ -25,6 +28,7 @@
 
 struct filter_state {
     struct sl_expr *where; /* never NULL after init */
+    int needs_object;      /* where reads fields by name (sl_expr_reads_keys) */
 };
 
 static const struct sl_option filter_options[] = {
@@ -68,6 +72,7 @@ static sl_rc filter_init(const struct sl_plugin_ctx *ctx, void **state, struct s
         return sl_cfg_error(err, n, "where: %s at column %zu of the expression: %s", cerr.msg, col,
                             n->str);
     }
+    st->needs_object = sl_expr_reads_keys(st->where);
     *state = st;
     return SL_OK;
 }
@@ -86,12 +91,30 @@ static sl_rc filter_process(void *state, struct sl_batch *b, struct sl_worker *w
             sl_record_reject(b, r, w->stage, "filter: record reached the filter unparsed");
             continue;
         }
+        if (st->needs_object && r->tape.tok[0].type != SL_J_OBJECT) {
+            struct sl_value root;
+            const char *type = sl_value_from_tape(&r->tape, 0, &b->arena, &root) == SL_OK
+                                   ? sl_value_type_name(&root)
+                                   : "value";
+            struct sl_reject_info why = {.error_class = "not_object",
+                                         .rule = "object",
+                                         .path = "$",
+                                         .expected = "object",
+                                         .actual = type};
+            sl_record_reject_why(b, r, w->stage, &why,
+                                 "filter where: the record is a JSON %s, not an object, so the "
+                                 "fields the condition reads do not exist (where: %s)",
+                                 type, sl_expr_text(st->where));
+            continue;
+        }
         int keep;
         sl_rc rc = sl_expr_test(st->where, r, &b->arena, &keep, &eerr);
         if (rc == SL_ENOMEM)
             return sl_error_set(err, SL_ENOMEM, "filter %s: %s", w->stage, eerr.msg);
         if (rc) {
-            sl_record_reject(b, r, w->stage, "filter where: %s", eerr.msg);
+            struct sl_reject_info why = {.error_class = "expression",
+                                         .rule = rc == SL_ETYPE ? "type_error" : sl_rc_name(rc)};
+            sl_record_reject_why(b, r, w->stage, &why, "filter where: %s", eerr.msg);
             continue;
         }
         if (!keep)

@@ -21,15 +21,24 @@
  * Changes are edits on the record (sl_record_set/sl_record_del), so untouched members are
  * written back byte for byte. Any failure (a cast of "abc" to int, a set through a
  * scalar, an expression's runtime type error) rejects the whole record with a message
- * naming the step, the field and the value; a rejected record keeps whatever edits were
- * already applied, but it is never written by a sink, and the DLQ keeps its original
- * bytes.
+ * naming the step, the field and the value, and a structured reason for the DLQ:
+ *
+ *     cast of a value the type cannot take   class "cast", rule = the type, path = the
+ *                                            field, expected = the type, actual = value
+ *     expression runtime error               class "expression", rule "type_error"
+ *     record root not an object              class "not_object", rule "object", path "$"
+ *     a path through a scalar                class "not_object", rule "path"
+ *     an array index past the end            class "expression", rule "index_out_of_range"
+ *
+ * A rejected record keeps whatever edits were already applied, but it is never written
+ * by a sink, and the DLQ keeps its original bytes.
  *
  * Threading: the state (paths, compiled expressions) is built in init and read-only
  * afterwards, so several workers may run process() on different batches at once. All
  * per-record memory comes from the batch arena. close() frees the state.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,6 +408,77 @@ static int cast_value(const struct sl_expr *ts, struct sl_record *r, struct sl_a
     return -1;
 }
 
+/* The field path p as a reject reason's path: $.a.b, or $[0].x when it starts with an index. */
+static const char *reason_path(const struct sl_path *p, char *buf, size_t cap)
+{
+    snprintf(buf, cap, p->text[0] == '[' ? "$%s" : "$.%s", p->text);
+    return buf;
+}
+
+/* v as a reject reason's `actual`: a string's own bytes, anything else as JSON; at most 64
+ * bytes (cut at a character boundary) then "...". */
+static const char *reason_value(const struct sl_value *v, char buf[72])
+{
+    struct sl_buf b;
+    const char *s;
+    size_t n;
+    sl_buf_init(&b, 4096);
+    if (v->type == SL_V_STRING) {
+        s = v->u.str;
+        n = v->len;
+    } else {
+        (void)sl_value_write(v, &b); /* a value over the limit is cut: fine for a preview */
+        s = b.data ? b.data : "";
+        n = b.len;
+    }
+    size_t k = n;
+    if (n > 64) {
+        k = 64;
+        while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+            k--;
+    }
+    memcpy(buf, s, k);
+    memcpy(buf + k, n > k ? "..." : "", n > k ? 4 : 1);
+    sl_buf_fini(&b);
+    return buf;
+}
+
+/* Reject r because a set/del of path p failed with rc (SL_ETYPE or SL_ENOENT). */
+static void reject_path(struct sl_batch *b, struct sl_record *r, const char *stage,
+                        const struct sl_path *p, sl_rc rc, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static const char *rc_reason(sl_rc rc);
+
+static void reject_path(struct sl_batch *b, struct sl_record *r, const char *stage,
+                        const struct sl_path *p, sl_rc rc, const char *fmt, ...)
+{
+    char path[160], msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct sl_reject_info why = {.error_class = rc == SL_ETYPE ? "not_object" : "expression",
+                                 .rule = rc == SL_ETYPE    ? "path"
+                                         : rc == SL_ENOENT ? "index_out_of_range"
+                                                           : sl_rc_name(rc),
+                                 .path = reason_path(p, path, sizeof path),
+                                 .expected =
+                                     rc == SL_ETYPE ? "object or array along the path" : NULL};
+    sl_record_reject_why(b, r, stage, &why, "%s: %s", msg, rc_reason(rc));
+}
+
+/* Reject r for an expression's runtime error while computing field p. */
+static void reject_expr(struct sl_batch *b, struct sl_record *r, const char *stage,
+                        const struct sl_path *p, sl_rc rc, const char *step, const char *msg)
+{
+    char path[160];
+    struct sl_reject_info why = {.error_class = "expression",
+                                 .rule = rc == SL_ETYPE ? "type_error" : sl_rc_name(rc),
+                                 .path = reason_path(p, path, sizeof path)};
+    sl_record_reject_why(b, r, stage, &why, "map %s %s: %s", step, p->text, msg);
+}
+
 static const char *rc_reason(sl_rc rc)
 {
     if (rc == SL_ETYPE)
@@ -418,6 +498,23 @@ static sl_rc map_record(const struct map_state *st, struct sl_batch *b, struct s
     sl_rc rc;
     char why[256];
 
+    if (r->tape.tok[0].type != SL_J_OBJECT) {
+        struct sl_value root;
+        const char *type = sl_value_from_tape(&r->tape, 0, a, &root) == SL_OK
+                               ? sl_value_type_name(&root)
+                               : "value";
+        struct sl_reject_info info = {.error_class = "not_object",
+                                      .rule = "object",
+                                      .path = "$",
+                                      .expected = "object",
+                                      .actual = type};
+        sl_record_reject_why(b, r, stage, &info,
+                             "map: the record is a JSON %s, not an object; map works on the "
+                             "fields of objects",
+                             type);
+        return SL_OK;
+    }
+
     for (size_t i = 0; i < st->ndefaults; i++) {
         const struct map_entry *m = &st->defaults[i];
         if (sl_record_get(r, &m->path, a, &v) && v.type != SL_V_NULL)
@@ -425,14 +522,14 @@ static sl_rc map_record(const struct map_state *st, struct sl_batch *b, struct s
         if ((rc = sl_expr_eval(m->expr, r, a, &nv, &e))) {
             if (rc == SL_ENOMEM)
                 return rc;
-            sl_record_reject(b, r, stage, "map default %s: %s", m->path.text, e.msg);
+            reject_expr(b, r, stage, &m->path, rc, "default", e.msg);
             return SL_OK;
         }
         if ((rc = sl_record_set(r, &m->path, &nv, a))) {
             if (rc == SL_ENOMEM)
                 return rc;
-            sl_record_reject(b, r, stage, "map default %s: cannot set the field: %s", m->path.text,
-                             rc_reason(rc));
+            reject_path(b, r, stage, &m->path, rc, "map default %s: cannot set the field",
+                        m->path.text);
             return SL_OK;
         }
     }
@@ -441,15 +538,21 @@ static sl_rc map_record(const struct map_state *st, struct sl_batch *b, struct s
         if (!sl_record_get(r, &m->path, a, &v) || v.type == SL_V_NULL)
             continue;
         if (cast_value(m->expr, r, a, m->cast, &v, &nv, why, sizeof why)) {
-            sl_record_reject(b, r, stage, "map cast %s to %s: %s", m->path.text,
-                             cast_names[m->cast], why);
+            char path[160], actual[72];
+            struct sl_reject_info info = {.error_class = "cast",
+                                          .rule = cast_names[m->cast],
+                                          .path = reason_path(&m->path, path, sizeof path),
+                                          .expected = cast_names[m->cast],
+                                          .actual = reason_value(&v, actual)};
+            sl_record_reject_why(b, r, stage, &info, "map cast %s to %s: %s", m->path.text,
+                                 cast_names[m->cast], why);
             return SL_OK;
         }
         if ((rc = sl_record_set(r, &m->path, &nv, a))) {
             if (rc == SL_ENOMEM)
                 return rc;
-            sl_record_reject(b, r, stage, "map cast %s: cannot set the field: %s", m->path.text,
-                             rc_reason(rc));
+            reject_path(b, r, stage, &m->path, rc, "map cast %s: cannot set the field",
+                        m->path.text);
             return SL_OK;
         }
     }
@@ -458,14 +561,14 @@ static sl_rc map_record(const struct map_state *st, struct sl_batch *b, struct s
         if ((rc = sl_expr_eval(m->expr, r, a, &nv, &e))) {
             if (rc == SL_ENOMEM)
                 return rc;
-            sl_record_reject(b, r, stage, "map set %s: %s", m->path.text, e.msg);
+            reject_expr(b, r, stage, &m->path, rc, "set", e.msg);
             return SL_OK;
         }
         if ((rc = sl_record_set(r, &m->path, &nv, a))) {
             if (rc == SL_ENOMEM)
                 return rc;
-            sl_record_reject(b, r, stage, "map set %s = %s: cannot set the field: %s", m->path.text,
-                             sl_expr_text(m->expr), rc_reason(rc));
+            reject_path(b, r, stage, &m->path, rc, "map set %s = %s: cannot set the field",
+                        m->path.text, sl_expr_text(m->expr));
             return SL_OK;
         }
     }
@@ -473,11 +576,13 @@ static sl_rc map_record(const struct map_state *st, struct sl_batch *b, struct s
         const struct map_entry *m = &st->renames[i];
         if (!sl_record_get(r, &m->path, a, &v))
             continue;
-        if ((rc = sl_record_set(r, &m->to, &v, a)) || (rc = sl_record_del(r, &m->path, a))) {
+        int to_failed = 0;
+        if ((rc = sl_record_set(r, &m->to, &v, a)) ||
+            (to_failed = 1, rc = sl_record_del(r, &m->path, a))) {
             if (rc == SL_ENOMEM)
                 return rc;
-            sl_record_reject(b, r, stage, "map rename %s -> %s: %s", m->path.text, m->to.text,
-                             rc_reason(rc));
+            reject_path(b, r, stage, to_failed ? &m->path : &m->to, rc, "map rename %s -> %s",
+                        m->path.text, m->to.text);
             return SL_OK;
         }
     }
@@ -486,7 +591,7 @@ static sl_rc map_record(const struct map_state *st, struct sl_batch *b, struct s
         if ((rc = sl_record_del(r, &m->path, a))) {
             if (rc == SL_ENOMEM)
                 return rc;
-            sl_record_reject(b, r, stage, "map drop %s: %s", m->path.text, rc_reason(rc));
+            reject_path(b, r, stage, &m->path, rc, "map drop %s", m->path.text);
             return SL_OK;
         }
     }

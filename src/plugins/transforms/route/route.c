@@ -16,8 +16,10 @@
  * b->outmask[record] for each true condition i; when none holds it sets bit n (the
  * _unmatched output). A record may go to several outputs: the engine clones the batch per
  * output and keeps in each clone the records whose bit is set. A runtime error in any
- * condition rejects the record (the DLQ gets it with the condition's name and error)
- * rather than routing it by a partial answer.
+ * condition rejects the record (error class "expression"; the DLQ gets it with the
+ * condition's name and error) rather than routing it by a partial answer. A record whose
+ * root is not an object is rejected as "not_object" when any condition reads fields by
+ * name (it would otherwise land in _unmatched on fields that cannot exist).
  *
  * Limits: outmask has 64 bits per record, so at most 63 named routes.
  *
@@ -43,6 +45,7 @@ struct route_state {
     size_t n;
     const char *names[ROUTE_MAX]; /* borrowed from the config document */
     struct sl_expr *conds[ROUTE_MAX];
+    int needs_object; /* some condition reads fields by name (sl_expr_reads_keys) */
 };
 
 static const struct sl_option route_options[] = {
@@ -109,6 +112,7 @@ static sl_rc route_init(const struct sl_plugin_ctx *ctx, void **state, struct sl
             goto fail;
         }
         st->names[i] = pr->key;
+        st->needs_object |= sl_expr_reads_keys(st->conds[i]);
         st->n++;
     }
     *state = st;
@@ -133,6 +137,22 @@ static sl_rc route_process(void *state, struct sl_batch *b, struct sl_worker *w,
             sl_record_reject(b, r, w->stage, "route: record reached the transform unparsed");
             continue;
         }
+        if (st->needs_object && r->tape.tok[0].type != SL_J_OBJECT) {
+            struct sl_value root;
+            const char *type = sl_value_from_tape(&r->tape, 0, &b->arena, &root) == SL_OK
+                                   ? sl_value_type_name(&root)
+                                   : "value";
+            struct sl_reject_info why = {.error_class = "not_object",
+                                         .rule = "object",
+                                         .path = "$",
+                                         .expected = "object",
+                                         .actual = type};
+            sl_record_reject_why(b, r, w->stage, &why,
+                                 "route: the record is a JSON %s, not an object, so the fields "
+                                 "the conditions read do not exist",
+                                 type);
+            continue;
+        }
         uint64_t mask = 0;
         size_t k;
         for (k = 0; k < st->n; k++) {
@@ -141,7 +161,10 @@ static sl_rc route_process(void *state, struct sl_batch *b, struct sl_worker *w,
             if (rc == SL_ENOMEM)
                 return sl_error_set(err, SL_ENOMEM, "route %s: %s", w->stage, eerr.msg);
             if (rc) {
-                sl_record_reject(b, r, w->stage, "route %s: %s", st->names[k], eerr.msg);
+                struct sl_reject_info why = {.error_class = "expression",
+                                             .rule =
+                                                 rc == SL_ETYPE ? "type_error" : sl_rc_name(rc)};
+                sl_record_reject_why(b, r, w->stage, &why, "route %s: %s", st->names[k], eerr.msg);
                 break;
             }
             if (truth)
