@@ -9,6 +9,9 @@
 # peak RSS and wall seconds:
 #
 #   sluice   file -> filter + map -> file (bench/pipeline.yaml), from build/sluice
+#   contract the same job after a validate stage checking every event against a data
+#            contract (bench/pipeline_contract.yaml, tests/data/contracts/click_event.json);
+#            every generated event is valid, so its output must equal sluice's
 #   jq       the same job as one `jq -c` program
 #   mlr      the same job in Miller
 #   wc -l    a ceiling for reading the file
@@ -31,7 +34,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RECORDS=1000000
 SEED=42
-ONLY="sluice,jq,mlr,wc,cat"
+ONLY="sluice,contract,jq,mlr,wc,cat"
 KEEP=0
 RUNS=1
 
@@ -70,7 +73,7 @@ while [ $# -gt 0 ]; do
         shift 2
         ;;
     --only)
-        [ $# -ge 2 ] || die "--only needs a comma-separated list of: sluice,jq,mlr,wc,cat"
+        [ $# -ge 2 ] || die "--only needs a comma-separated list of: sluice,contract,jq,mlr,wc,cat"
         ONLY=$2
         shift 2
         ;;
@@ -92,7 +95,7 @@ case "$RUNS" in '' | *[!0-9]*) die "--runs $RUNS: expected a positive integer" ;
 [ "$RUNS" -gt 0 ] || die "--runs must be at least 1"
 for name in ${ONLY//,/ }; do
     case "$name" in
-    sluice | jq | mlr | wc | cat) ;;
+    sluice | contract | jq | mlr | wc | cat) ;;
     *) die "--only: unknown candidate '$name'" ;;
     esac
 done
@@ -200,6 +203,18 @@ if wanted sluice; then
         BENCH_STATE=$OUT/sluice-state measure sluice "$OUT/sluice.stdout" \
         "$SLUICE" run "$ROOT/bench/pipeline.yaml" --once --report "$OUT/sluice-report.json"
 fi
+# shellcheck disable=SC2317 # called through $PREPARE
+fresh_contract() {
+    rm -rf "$OUT/contract-state" "$OUT/contract"
+}
+
+if wanted contract; then
+    echo "bench: sluice with a data contract" >&2
+    PREPARE=fresh_contract BENCH_INPUT=$INPUT BENCH_OUTPUT=$OUT/contract/contract.ndjson \
+        BENCH_STATE=$OUT/contract-state BENCH_CONTRACT=$ROOT/tests/data/contracts/click_event.json \
+        measure contract "$OUT/contract.stdout" \
+        "$SLUICE" run "$ROOT/bench/pipeline_contract.yaml" --once
+fi
 if wanted jq; then
     echo "bench: jq" >&2
     measure jq "$OUT/jq.ndjson" jq -c "$JQ_PROGRAM" "$INPUT"
@@ -258,6 +273,17 @@ if wanted sluice && wanted jq && [ -s "$OUT/jq.ndjson" ] && [ -f "$OUT/sluice.ti
         echo "(outputs kept in $OUT)"
         KEEP=1
         exit 1
+    fi
+    # The contract run validates every event first; all are valid, so the output is the same.
+    if wanted contract && [ -f "$OUT/contract.time" ]; then
+        jq -S -c . "$OUT/contract/contract.ndjson" >"$OUT/contract.norm" 2>/dev/null || true
+        if cmp -s "$OUT/contract.norm" "$OUT/jq.norm"; then
+            echo "MATCH: sluice with the contract produced the same $n_jq records"
+        else
+            echo "MISMATCH: sluice with the contract differs from jq (outputs kept in $OUT)"
+            KEEP=1
+            exit 1
+        fi
     fi
     # Miller is only a reference point, so a difference there is a note, not a failure.
     if [ -s "$OUT/mlr.ndjson" ]; then

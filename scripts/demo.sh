@@ -7,7 +7,8 @@
 #    every demo starts from scratch.
 # 3. Runs examples/quickstart.yaml with `build/sluice run --once`; sluice prints its own
 #    summary (records read, written per sink, rejected, elapsed, records/s).
-# 4. Shows a few rows of the SQLite table and counts the purchases file.
+# 4. Shows a few rows of the SQLite table, the dead-letter queue, and counts the purchases
+#    file.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,6 +61,11 @@ if command -v sqlite3 >/dev/null 2>&1; then
 else
     say "sqlite3 is not installed (scripts/deps.sh installs it); skipping the table preview"
 fi
+
+say "The dead-letter queue: every rejected line, with its reason ($SLUICE dlq stats)"
+"$SLUICE" dlq stats examples/quickstart.yaml
+echo
+"$SLUICE" dlq list examples/quickstart.yaml --limit 3
 
 say "Purchases in $PURCHASES"
 echo "$(wc -l <"$PURCHASES" | tr -d ' ') purchases; the first one:"

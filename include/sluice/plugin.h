@@ -102,7 +102,7 @@ struct sl_plugin_ctx {
     /*
      * Inspection only (`sluice status`, `sluice reset`): open existing state without
      * creating or recovering anything and read no input; only committed(), commit_info(),
-     * reset(), lag() and close() are called afterwards.
+     * reset(), lag(), decode() and close() are called afterwards.
      */
     int inspect;
     /* Sinks with publish(): stage this run's batches for write-audit-publish. */
@@ -210,6 +210,19 @@ struct sl_plugin {
      */
     sl_rc (*publish)(void *state, int verdict, sl_publish_keep_fn keep, void *keep_ctx,
                      struct sl_error *err);
+
+    /*
+     * Sources (replay of records this source rejected): turn the original bytes raw[0..n)
+     * of record r, which this source read from origin (a path it set as b->origin), into
+     * the record's text again with the source's current settings, e.g. a CSV row into a
+     * JSON object with the current columns and types. Sets r->text/r->text_len (allocated
+     * in b's arena) and returns SL_OK; a row that still cannot be decoded is rejected with
+     * sl_record_reject_why (stage = the source's name) and SL_OK is returned. Called after
+     * init with ctx.inspect set. Optional: without it the bytes are the record's text.
+     * Other return codes are fatal.
+     */
+    sl_rc (*decode)(void *state, const char *origin, struct sl_batch *b, struct sl_record *r,
+                    struct sl_error *err);
 
     /* Make everything written so far durable. Optional. */
     sl_rc (*flush)(void *state, struct sl_error *err);

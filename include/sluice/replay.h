@@ -32,6 +32,9 @@ struct sl_replay_item {
     const void *raw; /* original bytes */
     size_t raw_len;
     uint64_t line, offset; /* where it was read */
+    const char *origin;    /* the input it was read from (a file path), or NULL */
+    uint64_t true_len;     /* the record's full length when raw holds only its first
+                              max_record_bytes (then it cannot be replayed), else 0 */
 };
 
 /* Called by the feed for each item; returns 0 to go on. */
@@ -55,8 +58,11 @@ struct sl_replay_feed {
 /*
  * Build the replay pipeline for p: the synthetic source, then the components downstream
  * of the injection point with their inputs limited to that part of the graph. It borrows
- * p's document (p must outlive it). SL_ENOENT when feed->stage is not a component of p
- * (err says so), SL_ECONFIG when nothing lies downstream, SL_ENOMEM.
+ * p's document (p must outlive it). When the injection point is a source whose plugin can
+ * decode (plugin.h), that source is initialised for inspection and decodes the items that
+ * come without JSON (rows it rejected while reading) with its current settings. SL_ENOENT when
+ * feed->stage is not a component of p (err says so), SL_ECONFIG when nothing lies downstream,
+ * SL_ENOMEM.
  */
 sl_rc sl_replay_pipeline(const struct sl_pipeline *p, const struct sl_replay_feed *feed,
                          struct sl_pipeline **out, struct sl_error *err);

@@ -77,6 +77,8 @@ static int feed_entry(void *ctx, const struct sl_dlq_entry *e)
         .raw_len = e->raw_len,
         .line = e->line,
         .offset = e->offset,
+        .origin = e->origin,
+        .true_len = e->true_len,
     };
     f->stop = f->emit(f->ectx, &it);
     return f->stop;
@@ -354,6 +356,7 @@ static int feed_record(void *ctx, const struct sl_quarantine_record *r)
         .raw_len = r->raw ? r->raw_len : r->json_len,
         .line = r->line,
         .offset = r->offset,
+        .origin = r->origin,
     };
     return f->emit(f->ectx, &it);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sluice/contract.h"
 #include "sluice/pipeline.h"
 
 #include "cli/cli.h"
@@ -13,8 +14,38 @@ static const char help[] =
     "usage: sluice validate PIPELINE.yaml\n"
     "\n"
     "Checks the pipeline file without reading any data: YAML syntax, every key against the\n"
-    "plugins' option tables, value types, expressions, inputs, cycles and unused outputs.\n"
+    "plugins' option tables, value types, expressions, inputs, cycles and unused outputs,\n"
+    "and loads every data contract a component names (`contract:`).\n"
     "Prints every problem as file:line:col: message. Exit 0 when valid, 2 otherwise.\n";
+
+/*
+ * Load every contract a component names (validate transforms, sqlite sinks), so that a
+ * broken contract is a configuration error found now, not when the pipeline starts.
+ * Prints each problem as file:line:col: message. Returns how many failed.
+ */
+static int check_contracts(const struct sl_pipeline *p)
+{
+    int failed = 0;
+    for (size_t i = 0; i < p->ncomp; i++) {
+        const struct sl_cfg_node *n = sl_cfg_get(p->comp[i].node, "contract");
+        if (!n || n->kind != SL_CFG_SCALAR || n->is_null)
+            continue;
+        struct sl_error err;
+        sl_error_clear(&err);
+        const char *path = NULL;
+        struct sl_contract *c = NULL;
+        sl_rc rc = sl_cfg_get_path(p->doc, p->comp[i].node, "contract", NULL, &path, &err);
+        if (rc == SL_OK)
+            rc = sl_contract_load(path, &c, &err);
+        if (rc) {
+            fprintf(stderr, "%s:%u:%u: %s: %s\n", p->path, n->line, n->col,
+                    n->keypath ? n->keypath : "contract", err.msg);
+            failed++;
+        }
+        sl_contract_destroy(c);
+    }
+    return failed;
+}
 
 int sl__cli_validate(int argc, char **argv)
 {
@@ -39,6 +70,10 @@ int sl__cli_validate(int argc, char **argv)
     struct sl_pipeline *p = NULL;
     if (sl__cli_load(path, &p))
         return SL_EXIT_USAGE;
+    if (check_contracts(p)) {
+        sl_pipeline_destroy(p);
+        return SL_EXIT_USAGE;
+    }
     size_t nt = 0, nk = 0;
     for (size_t i = 0; i < p->ncomp; i++) {
         nt += p->comp[i].kind == SL_PLUGIN_TRANSFORM;

@@ -14,10 +14,11 @@
  * groups, negation or non-ASCII: exactly the patterns that can only match ASCII bytes,
  * so working on bytes is exact.
  *
- * Matching: cur is the set of positions where the atoms so far can end (all positions
- * for an unanchored start). For each atom, run[p] is the number of consecutive bytes
- * from p in its set; every p in cur contributes the interval [p + min, p + min(max,
- * run[p])] of end positions, added with a difference array. O(atoms x length) time,
+ * Matching. When every atom has a fixed count (the usual "^e-[0-9]{8}$"), a match from
+ * a given start is one byte-by-byte walk. Otherwise cur is the set of positions where the atoms so
+ * far can end (all positions for an unanchored start). For each atom, run[p] is the number of
+ * consecutive bytes from p in its set; every p in cur contributes the interval [p + min, p +
+ * min(max, run[p])] of end positions, added with a difference array. O(atoms x length) time,
  * whatever the pattern: no backtracking. Strings longer than FASTRE_MAX_LEN go to
  * regexec (the arrays live on the stack).
  *
@@ -38,7 +39,9 @@ struct fastre_atom {
 
 struct sl_fastre {
     uint8_t anchor_start, anchor_end;
+    uint8_t fixed; /* every atom has min == max: one way to match from a given start */
     uint32_t n;
+    uint32_t span; /* fixed: the number of bytes a match covers */
     struct fastre_atom atom[];
 };
 
@@ -214,7 +217,7 @@ int sl__contract_fastre_compile(const char *p, size_t n, struct sl_arena *ar,
                                 struct sl_fastre **out)
 {
     struct fastre_atom atoms[FASTRE_MAX_ATOMS];
-    struct sl_fastre f = {0, 0, 0};
+    struct sl_fastre f = {0, 0, 1, 0, 0};
     size_t i = 0;
     *out = NULL;
     if (i < n && p[i] == '^')
@@ -258,6 +261,10 @@ int sl__contract_fastre_compile(const char *p, size_t n, struct sl_arena *ar,
         }
         if (parse_quantifier(p, n, &i, a))
             return 0;
+        if (a->min != a->max)
+            f.fixed = 0;
+        else
+            f.span += a->min; /* at most 64 atoms of at most FASTRE_MAX_COUNT */
         f.n++;
     }
     struct sl_fastre *r = sl_arena_alloc(ar, sizeof *r + f.n * sizeof r->atom[0]);
@@ -275,8 +282,30 @@ static int in_set(const struct fastre_atom *a, unsigned char c)
     return c < 0x80 && ((a->set[c >> 6] >> (c & 63)) & 1);
 }
 
+/* A fixed pattern at start position p: each atom consumes exactly min bytes of its set. */
+static int fixed_at(const struct sl_fastre *f, const char *s, size_t p)
+{
+    for (uint32_t k = 0; k < f->n; k++)
+        for (uint32_t c = 0; c < f->atom[k].min; c++, p++)
+            if (!in_set(&f->atom[k], (unsigned char)s[p]))
+                return 0;
+    return 1;
+}
+
 int sl__contract_fastre_match(const struct sl_fastre *f, const char *s, size_t n)
 {
+    if (f->fixed) {
+        if (f->span > n)
+            return 0;
+        if (f->anchor_start)
+            return (!f->anchor_end || f->span == n) && fixed_at(f, s, 0);
+        if (f->anchor_end)
+            return fixed_at(f, s, n - f->span);
+        for (size_t p = 0; p + f->span <= n; p++)
+            if (fixed_at(f, s, p))
+                return 1;
+        return 0;
+    }
     if (n > FASTRE_MAX_LEN)
         return -1;
     unsigned char cur[FASTRE_MAX_LEN + 1];

@@ -197,16 +197,22 @@ struct item {
 };
 
 /*
- * Whether "[x" at t->i (x one of : . =) is closed by "x]" later in the pattern: then it
+ * Whether "[x" at t->i (x one of : . =) is closed by "x]" where the class ends: then it
  * was written as POSIX [:class:], [.sym.] or [=equiv=], which ECMA-262 reads as plain
  * characters, so the author's intent and the meaning differ. A lone "[." is a "[" and a
  * "." in both readings, and is translated.
  */
 static int posix_class_closes(const struct tr *t, char x)
 {
-    for (size_t k = t->i + 2; k + 1 < t->n; k++)
-        if (t->p[k] == x && t->p[k + 1] == ']')
-            return 1;
+    /* The ECMA-262 class ends at the first unescaped ']': POSIX syntax shows as "x]". */
+    for (size_t k = t->i + 2; k < t->n; k++) {
+        if (t->p[k] == '\\') {
+            k++;
+            continue;
+        }
+        if (t->p[k] == ']')
+            return k > t->i + 2 && t->p[k - 1] == x && t->p[k - 2] != '\\';
+    }
     return 0;
 }
 
@@ -267,7 +273,6 @@ static int bracket(struct tr *t)
             size_t len = u < 0x80 ? 1 : u < 0xE0 ? 2 : u < 0xF0 ? 3 : 4;
             if (t->i + len > t->n)
                 len = t->n - t->i;
-            lo = u < 0x80 ? u : 0x80; /* non-ASCII: marked; only used to reject ranges */
             if (len > 1) {
                 /* Keep non-ASCII characters as their bytes. */
                 t->chars = 1;
@@ -283,6 +288,7 @@ static int bracket(struct tr *t)
                                 "characters");
                 continue;
             }
+            lo = u;
             t->i++;
         }
         unsigned hi = lo;
@@ -341,13 +347,18 @@ static int bracket(struct tr *t)
         caret |= lo == '^';
         open |= lo == '[';
     }
-    size_t others = ni - (size_t)close - (size_t)dash - (size_t)caret - (size_t)open;
-    if (caret && !neg && !close && !others && !open && !has_d && !has_w && !has_s && !dash)
-        return sl_buf_puts(b, "\\^") ? -1 : 0; /* [^] in ECMA would be [\^]: a lone caret */
+    int others = has_d || has_w || has_s;
+    for (size_t k = 0; k < ni; k++)
+        others |= items[k].lo >= 0x110000 || !(items[k].lo == ']' || items[k].lo == '-' ||
+                                               items[k].lo == '^' || items[k].lo == '[');
     /*
      * Emit a POSIX bracket: ']' first, then the rest, '[' late (never followed by . : =),
-     * '^' not first, '-' last. Backslash is an ordinary character inside a POSIX bracket.
+     * '^' after something (first it would negate), '-' last. Backslash is an ordinary
+     * character inside a POSIX bracket. A set of only '^' (and maybe '-') has nothing to
+     * put before the caret: "[-^]" with a dash, else the escaped literal "\^".
      */
+    if (caret && !neg && !close && !others && !open)
+        return sl_buf_puts(b, dash ? "[-^]" : "\\^") ? -1 : 0;
     if (sl_buf_puts(b, neg ? "[^" : "["))
         return -1;
     if (close && sl_buf_putc(b, ']'))
@@ -367,28 +378,9 @@ static int bracket(struct tr *t)
         if (hi != lo && (sl_buf_putc(b, '-') || sl_buf_append(b, u, put_utf8(u, hi))))
             return -1;
     }
-    if (has_d && sl_buf_puts(b, digit_chars))
-        return -1;
-    if (has_w && sl_buf_puts(b, word_chars))
-        return -1;
-    if (has_s && sl_buf_puts(b, space_chars))
-        return -1;
-    if (open && sl_buf_putc(b, '['))
-        return -1;
-    if (caret) {
-        int first =
-            b->data[b->len - 1] == '[' ||
-            (neg && b->len >= 2 && b->data[b->len - 1] == '^' && b->data[b->len - 2] == '[');
-        if (first && !neg) {
-            /* Only '-' may still come: "-^" keeps the caret from being first. */
-            if (sl_buf_puts(b, "-^"))
-                return -1;
-            dash = 0;
-        } else if (sl_buf_putc(b, '^')) {
-            return -1;
-        }
-    }
-    if (dash && sl_buf_putc(b, '-'))
+    if ((has_d && sl_buf_puts(b, digit_chars)) || (has_w && sl_buf_puts(b, word_chars)) ||
+        (has_s && sl_buf_puts(b, space_chars)) || (open && sl_buf_putc(b, '[')) ||
+        (caret && sl_buf_putc(b, '^')) || (dash && sl_buf_putc(b, '-')))
         return -1;
     return sl_buf_putc(b, ']') ? -1 : 0;
 }

@@ -35,12 +35,17 @@ struct replay_src {
     int64_t after; /* key of the last item handed out */
     uint32_t max_records;
     int done;
+    /* The source records go back into, when it decodes raw rows (plugin.h decode). */
+    const struct sl_plugin *decoder;
+    void *decoder_state;
 };
 
 struct fill {
+    struct replay_src *rs;
     struct sl_batch *b;
     int64_t last;
     sl_rc rc;
+    struct sl_error *err;
 };
 
 static int hexval(int c)
@@ -107,6 +112,32 @@ static int fill_item(void *ectx, const struct sl_replay_item *it)
     }
     b->bytes += it->raw_len;
     f->last = it->key;
+    if (it->true_len > it->raw_len) {
+        /* Only the first bytes were kept: delivering them would deliver a cut record. */
+        char actual[64];
+        snprintf(actual, sizeof actual, "%zu of %" PRIu64 " bytes kept", it->raw_len, it->true_len);
+        struct sl_reject_info why = {.error_class = "record_too_large",
+                                     .rule = "max_record_bytes",
+                                     .expected = "the whole record",
+                                     .actual = actual,
+                                     .true_len = it->true_len};
+        sl_record_reject_why(b, r, f->rs->feed.stage, &why,
+                             "only the first %zu of the record's %" PRIu64
+                             " bytes were kept, so it cannot be replayed; raise "
+                             "max_record_bytes and read it again from its source (`sluice "
+                             "reset --to-position`)",
+                             it->raw_len, it->true_len);
+        return 0;
+    }
+    if (!it->json && f->rs->decoder) {
+        /* A row its source rejected while reading: decode it again, as the source would. */
+        const char *origin = it->origin && *it->origin ? it->origin : "";
+        sl_rc rc = f->rs->decoder->decode(f->rs->decoder_state, origin, b, r, f->err);
+        if (rc) {
+            f->rc = rc;
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -115,12 +146,14 @@ static sl_rc replay_read(void *state, struct sl_batch *b, struct sl_error *err)
     struct replay_src *rs = state;
     if (rs->done)
         return SL_EOF;
-    struct fill f = {.b = b, .last = rs->after, .rc = SL_OK};
+    struct fill f = {.rs = rs, .b = b, .last = rs->after, .rc = SL_OK, .err = err};
     sl_rc rc = rs->feed.read(rs->feed.ctx, rs->after, rs->max_records, fill_item, &f, err);
     if (rc)
         return rc;
-    if (f.rc)
+    if (f.rc == SL_ENOMEM)
         return sl_error_set(err, f.rc, "out of memory reading kept records");
+    if (f.rc)
+        return f.rc;
     b->origin = rs->feed.origin ? rs->feed.origin : "replay";
     if (b->n < rs->max_records)
         rs->done = 1;
@@ -169,7 +202,10 @@ static sl_rc replay_init(const struct sl_plugin_ctx *ctx, void **state, struct s
 
 static void replay_close(void *state)
 {
-    sl_free(state);
+    struct replay_src *rs = state;
+    if (rs && rs->decoder && rs->decoder->close)
+        rs->decoder->close(rs->decoder_state);
+    sl_free(rs);
 }
 
 static const struct sl_plugin replay_source = {
@@ -254,6 +290,36 @@ sl_rc sl_replay_pipeline(const struct sl_pipeline *p, const struct sl_replay_fee
     }
     rs->feed = *feed;
     rs->max_records = p->batch.max_records ? p->batch.max_records : 1024;
+    if (target->kind == SL_PLUGIN_SOURCE && target->plugin->decode) {
+        /* The source decodes raw rows again; opened for inspection: it reads nothing. */
+        uint32_t index = 0;
+        for (int c = 0; c < t; c++)
+            index += p->comp[c].kind == SL_PLUGIN_SOURCE;
+        const char *names[1] = {target->name};
+        struct sl_plugin_ctx ctx = {
+            .pipeline = p->name,
+            .name = target->name,
+            .doc = p->doc,
+            .node = target->node,
+            .state_dir = p->state_dir,
+            .once = 1,
+            .exactly_once = p->exactly_once,
+            .index = index,
+            .limits = &p->batch,
+            .max_depth = p->max_depth,
+            .source_names = names,
+            .nsources = 1,
+            .inspect = 1,
+        };
+        sl_error_clear(err);
+        rc = target->plugin->init(&ctx, &rs->decoder_state, err);
+        if (rc) {
+            sl_error_prefix(err,
+                            "source %s: cannot open it to decode its rows again: ", target->name);
+            goto fail;
+        }
+        rs->decoder = target->plugin;
+    }
     struct sl_component *src = &rp->comp[0];
     src->name = feed->name;
     src->kind = SL_PLUGIN_SOURCE;
@@ -314,7 +380,7 @@ sl_rc sl_replay_pipeline(const struct sl_pipeline *p, const struct sl_replay_fee
 fail:
     sl_free(incl);
     sl_free(map);
-    sl_free(rs);
+    replay_close(rs);
     sl_replay_pipeline_destroy(rp);
     return rc;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Crash test (wap, wap_quarantine): write-audit-publish under `run --once`. The input
-# arrives in four parts; sqlite behind a quality gate stages each unit and publishes it
+# arrives in six parts; sqlite behind a quality gate stages each unit and publishes it
 # at the end of the run (wap: the gate passes; wap_quarantine: it fails with action
 # quarantine). After every kill the table (or the quarantine store) holds all of the
 # run's unit or none of it; at the end the table holds every good record once (or

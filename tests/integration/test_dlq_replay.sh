@@ -12,6 +12,8 @@
 #   4. Exactly-once under kill -9: 3000 rejected records replayed while the replay is
 #      killed at random moments, then finished by running it again: the sink ends with
 #      each of them exactly once, the DLQ empty.
+#   5. A record kept cut at max_record_bytes is never delivered by a replay: it is
+#      rejected again (attempts 2) with a message saying why.
 #
 # Needs $SLUICE and python3.
 # shellcheck source=tests/integration/lib.sh
@@ -194,4 +196,29 @@ lst = subprocess.run([os.environ["SLUICE"], "dlq", "list", "p.yaml", "--json"],
 if lst.stdout.strip():
     sys.exit("the DLQ should be empty: " + lst.stdout.decode()[:300])
 PY
+# ---- 5. a record kept cut short is never replayed --------------------------------------------
+cd "$T" && mkdir cut && cd cut || fail "cannot enter cut"
+printf '{"id":1}\n{"id":2,"name":"abcdefghijklmnopqrstuvwxyz"}\n{"id":3}\n' >in.ndjson
+cat >p.yaml <<'EOF'
+pipeline: replay_cut
+sources:
+  in: {type: file, path: in.ndjson, max_record_bytes: 16}
+sinks:
+  out: {type: file, inputs: [in], path: out.ndjson, id_field: ""}
+EOF
+run_sluice run p.yaml --once
+assert_rc 0
+sed -i 's/max_record_bytes: 16/max_record_bytes: 1KiB/' p.yaml
+run_sluice dlq replay p.yaml
+assert_rc 1
+assert_file_contains "$RUN_STDERR" "only the first 16 of the record's 44 bytes were kept"
+[ "$(cat out*.ndjson)" = "$(printf '{"id":1}\n{"id":3}')" ] || fail "a cut record was delivered: $(cat out*.ndjson)"
+run_sluice dlq list p.yaml --json
+python3 -c '
+import json, sys
+e = [json.loads(l) for l in open(sys.argv[1])]
+sys.exit(0 if len(e) == 1 and e[0]["attempts"] == 2 and e[0]["true_len"] == 44 and
+         e[0]["error"] == "record_too_large" else "entries: %r" % e)' "$RUN_STDOUT" ||
+    fail "the cut record must stay in the DLQ with attempts 2"
+
 echo "ok: dlq replay"

@@ -456,13 +456,17 @@ static void test_patterns(void)
         {"x{", "x{", "x"},
         {"^[^x]$", "\\u00e9", "x"},            /* a negated class takes a whole character */
         {"^\\\\D{2}$", "\\u00e9a", "\\u00e9"}, /* counts characters, not bytes */
-        {"^[a-z]{2}$", "ab", "\\u00e9"},
+        {"^[a-z]{2}$", "ab", "\\u00e9"},       /* ASCII-only: run on bytes, same answer */
         {"^(a|)$", "", "b"},
         {"^a{,3}$", "a{,3}", "aaa"}, /* not a quantifier: literal, as in ECMA-262 */
         {"^(?:)x$", "x", "ax"},
         {"^[-a]$", "-", "b"},
         {"^[.]$", ".", "a"},
-        {"^[a[.]+$", "a[.", "a[b"}, /* ASCII-only: run on bytes, same answer */
+        {"^[a[.]+$", "a[.", "a[b"},
+        {"^[a[^]$", "^", "-"},
+        {"^[\\\\^\\\\^]$", "^", "-"},
+        {"^[\\\\^-]{2}$", "-^", "a-"},
+        {"^[\\\\]]$", "]", "a"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char schema[256], rec[256];
@@ -524,9 +528,10 @@ static void test_patterns(void)
 static void test_fastre_differential(void)
 {
     static const char *const pats[] = {
-        "^e-[0-9]{8}$",  "^[A-Z]{3}$",   "a",        "^a*$",     "a+b",   "^a?b?$",    "[ab]{2,3}",
-        "^\\d+-\\w*$",   "b$",           "^",        "$",        "",      "^$",        "a{0}",
-        "^[a-b0]{1,}0$", "\\x61\\u0062", "[\\-a]+-", "^a{2,}?$", "0*?1?", "[\\d][\\w]"};
+        "^e-[0-9]{8}$",  "^[A-Z]{3}$",   "a",        "^a*$",     "a+b",   "^a?b?$",     "[ab]{2,3}",
+        "^\\d+-\\w*$",   "b$",           "^",        "$",        "",      "^$",         "a{0}",
+        "^[a-b0]{1,}0$", "\\x61\\u0062", "[\\-a]+-", "^a{2,}?$", "0*?1?", "[\\d][\\w]", "[ab]{2}-",
+        "^ab",           "0-$"};
     static const char alphabet[] = "ab0-AB1_\xC3";
     struct sl_arena a;
     sl_arena_init(&a, 0);
@@ -574,13 +579,17 @@ static void test_fastre_differential(void)
         struct sl_fastre *f;
         CHECK_INT(sl__contract_fastre_compile(not_simple[k], strlen(not_simple[k]), &a, &f), 0);
     }
-    /* Longer than the stack arrays: the caller falls back. */
+    /* Longer than the stack arrays: the caller falls back, except for fixed counts. */
     char big[FASTRE_MAX_LEN + 2];
     memset(big, 'a', sizeof big);
     struct sl_fastre *f;
-    REQUIRE(sl__contract_fastre_compile("a", 1, &a, &f) == 1);
+    REQUIRE(sl__contract_fastre_compile("a+", 2, &a, &f) == 1);
     CHECK_INT(sl__contract_fastre_match(f, big, FASTRE_MAX_LEN), 1);
     CHECK_INT(sl__contract_fastre_match(f, big, FASTRE_MAX_LEN + 1), -1);
+    REQUIRE(sl__contract_fastre_compile("ab", 2, &a, &f) == 1);
+    big[FASTRE_MAX_LEN + 1] = 'b';
+    CHECK_INT(sl__contract_fastre_match(f, big, FASTRE_MAX_LEN + 2), 1);
+    CHECK_INT(sl__contract_fastre_match(f, big, FASTRE_MAX_LEN + 1), 0);
     sl_arena_fini(&a);
 }
 

@@ -278,7 +278,8 @@ static void test_publish_txn_and_release(void)
         const char *s = records(q, unit, after, 2);
         if (!*s)
             break;
-        strncat(all, s, sizeof all - strlen(all) - 1);
+        size_t have = strlen(all);
+        snprintf(all + have, sizeof all - have, "%s", s);
         after = last_row;
         slices++;
     }

@@ -24,6 +24,12 @@
  *   bool   true/false, yes/no, y/n, t/f, 1/0 (any case)
  *   json   the field's text inserted as a JSON value; the engine's parse validates it
  *
+ * Decoding again (sl__csv_decode): a row rejected while reading is kept in the
+ * dead-letter queue as its bytes; replaying it scans those bytes as the input's last row
+ * and converts them through the same function as reading (row_to_record), with the
+ * input's schema as it is now (sl__csv_load_schema reads the header again), so the JSON
+ * text and the reasons of a row that is still bad are exactly those reading gives.
+ *
  * Memory: the schema of the current input lives in c->arena (reset per input); a row's
  * JSON is built in c->out (reused, bounded) and copied once into the batch arena.
  * Threading: one source thread.
@@ -645,12 +651,14 @@ void sl__csv_fini(struct sl__csv *c)
     sl_arena_fini(&c->arena);
 }
 
-/* Build the schema from names (n of them); the configured names win when present. */
-static sl_rc schema_build(struct sl__csv *c, const char *const *names, const uint32_t *lens,
-                          uint32_t n, const char *origin, struct sl_error *err)
+/*
+ * Build schema s (memory from a) from names (n of them) and the configured types. The
+ * caller marks it ready on SL_OK.
+ */
+static sl_rc schema_build(const struct sl__csv *c, struct sl_arena *a, struct sl__csv_schema *s,
+                          const char *const *names, const uint32_t *lens, uint32_t n,
+                          const char *origin, struct sl_error *err)
 {
-    struct sl__csv_schema *s = &c->schema;
-    struct sl_arena *a = &c->arena;
     s->ncol = n;
     s->quote = c->d.quote;
     s->names = sl_arena_alloc(a, (n + 1) * sizeof *s->names);
@@ -709,7 +717,6 @@ static sl_rc schema_build(struct sl__csv *c, const char *const *names, const uin
             s->types[i] = c->cfg_type_vals[k];
         }
     }
-    c->ready = 1;
 out:
     sl_buf_fini(&kb);
     return rc;
@@ -721,27 +728,30 @@ void sl__csv_input_begin(struct sl__csv *c)
     c->ready = 0;
 }
 
-static sl_rc schema_from_config(struct sl__csv *c, const char *origin, struct sl_error *err)
+static sl_rc schema_from_config(const struct sl__csv *c, struct sl_arena *a,
+                                struct sl__csv_schema *s, const char *origin, struct sl_error *err)
 {
     uint32_t n = c->ncfg_columns;
-    uint32_t *lens = sl_arena_alloc(&c->arena, (n + 1) * sizeof *lens);
+    uint32_t *lens = sl_arena_alloc(a, (n + 1) * sizeof *lens);
     if (!lens)
         return SL_ENOMEM;
     for (uint32_t i = 0; i < n; i++)
         lens[i] = (uint32_t)strlen(c->cfg_columns[i]);
-    return schema_build(c, c->cfg_columns, lens, n, origin, err);
+    return schema_build(c, a, s, c->cfg_columns, lens, n, origin, err);
 }
 
-static sl_rc schema_from_row(struct sl__csv *c, const char *row, const struct sl__csv_scan *sc,
-                             const char *origin, struct sl_error *err)
+/* The schema named by the header row (scanned: fields in c->f), into s (memory from a). */
+static sl_rc schema_from_row(struct sl__csv *c, struct sl_arena *a, struct sl__csv_schema *s,
+                             const char *row, const struct sl__csv_scan *sc, const char *origin,
+                             struct sl_error *err)
 {
     if (c->ncfg_columns) /* `columns:` renames the header's columns */
-        return schema_from_config(c, origin, err);
+        return schema_from_config(c, a, s, origin, err);
     if (sc->nf > SL__CSV_MAX_FIELDS)
         return sl_error_set(err, SL_ECONFIG, "%s: the header has %u columns, more than %d", origin,
                             sc->nf, SL__CSV_MAX_FIELDS);
-    const char **names = sl_arena_alloc(&c->arena, (sc->nf + 1) * sizeof *names);
-    uint32_t *lens = sl_arena_alloc(&c->arena, (sc->nf + 1) * sizeof *lens);
+    const char **names = sl_arena_alloc(a, (sc->nf + 1) * sizeof *names);
+    uint32_t *lens = sl_arena_alloc(a, (sc->nf + 1) * sizeof *lens);
     if (!names || !lens)
         return SL_ENOMEM;
     for (uint32_t i = 0; i < sc->nf; i++) {
@@ -750,12 +760,12 @@ static sl_rc schema_from_row(struct sl__csv *c, const char *row, const struct sl
         sl_rc rc = field_value(row, &c->f[i], c->d.quote, &c->tmp, &v, &n);
         if (rc)
             return rc;
-        names[i] = sl_arena_strndup(&c->arena, v, n);
+        names[i] = sl_arena_strndup(a, v, n);
         if (!names[i])
             return SL_ENOMEM;
         lens[i] = (uint32_t)n;
     }
-    return schema_build(c, names, lens, sc->nf, origin, err);
+    return schema_build(c, a, s, names, lens, sc->nf, origin, err);
 }
 
 /* Whether p[0..n) holds only spaces and tabs. */
@@ -772,11 +782,10 @@ static int blank(const char *p, size_t n)
  * or has the wrong number of fields: error class "csv", rule "quoting" or
  * "column_count", with the column and byte where that helps.
  */
-static void reject_row(struct sl__csv *c, struct sl_batch *b, struct sl_record *r,
-                       const struct sl__emit *e, const char *p, const struct sl__csv_scan *sc,
-                       int bad)
+static void reject_row(const struct sl__csv *c, const struct sl__csv_schema *s, struct sl_batch *b,
+                       struct sl_record *r, const struct sl__emit *e, const char *p,
+                       const struct sl__csv_scan *sc, int bad)
 {
-    const struct sl__csv_schema *s = &c->schema;
     unsigned long long line = r->line;
     char expected[64], actual[64], path[160];
     struct sl_reject_info why = {.error_class = "csv", .expected = expected, .actual = actual};
@@ -826,6 +835,47 @@ static void reject_row(struct sl__csv *c, struct sl_batch *b, struct sl_record *
                          s->ncol > 1 ? " ... " : "", s->ncol > 1 ? s->names[s->ncol - 1] : "");
 }
 
+/*
+ * Record r holds the row p (scanned: sc, st from sl__csv_scan, fields in c->f) of an
+ * input with schema s: set its text to the row's JSON object (copied into b's arena), or
+ * reject it, with class csv (quoting, column_count) or cast. The one path from a scanned
+ * row to a record, for reading (sl__csv_rows) and for decoding again (sl__csv_decode).
+ * SL_OK (also when rejected) / SL_ENOMEM.
+ */
+static sl_rc row_to_record(struct sl__csv *c, const struct sl__csv_schema *s, struct sl_batch *b,
+                           struct sl_record *r, const struct sl__emit *e, const char *p,
+                           const struct sl__csv_scan *sc, int st)
+{
+    char msg[512];
+    struct sl__csv_cast_error ce;
+    if (st == SL__CSV_BAD || sc->nf != s->ncol) {
+        reject_row(c, s, b, r, e, p, sc, st == SL__CSV_BAD);
+        return SL_OK;
+    }
+    sl_rc rc = sl__csv_to_json(s, p, c->f, sc->nf, &c->out, &c->tmp, msg, sizeof msg, &ce);
+    if (rc == SL_EPARSE) {
+        uint8_t t = s->types[ce.col];
+        char path[160];
+        sl__csv_column_path(s->names[ce.col], path, sizeof path);
+        struct sl_reject_info why = {.error_class = "cast",
+                                     .rule = type_names[t],
+                                     .path = path,
+                                     .expected = type_names[t],
+                                     .actual = ce.value};
+        sl_record_reject_why(b, r, e->stage, &why, "line %llu of %s, %s",
+                             (unsigned long long)r->line, e->origin, msg);
+        return SL_OK;
+    }
+    if (rc)
+        return rc == SL_ELIMIT ? SL_ENOMEM : rc;
+    char *t = sl_arena_dup(&b->arena, c->out.data, c->out.len);
+    if (!t)
+        return SL_ENOMEM;
+    r->text = t;
+    r->text_len = (uint32_t)c->out.len;
+    return SL_OK;
+}
+
 sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, struct sl__span *sp,
                    const struct sl__emit *e, int at_eof, struct sl_error *err)
 {
@@ -833,8 +883,11 @@ sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, s
     const size_t max_bytes = e->limits->max_bytes ? e->limits->max_bytes : (size_t)1 << 20;
     sl_rc rc;
 
-    if (!c->ready && !c->header && (rc = schema_from_config(c, e->origin, err)))
-        return rc;
+    if (!c->ready && !c->header) {
+        if ((rc = schema_from_config(c, &c->arena, &c->schema, e->origin, err)))
+            return rc;
+        c->ready = 1;
+    }
     for (;;) {
         if (l->skipping && !sl__lines_skip(l, b, sp, at_eof))
             return SL_AGAIN;
@@ -870,8 +923,10 @@ sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, s
         if (!c->ready && c->header) {
             if (!sc.len)
                 b->empty++;
-            else if ((rc = schema_from_row(c, p, &sc, e->origin, err)))
+            else if ((rc = schema_from_row(c, &c->arena, &c->schema, p, &sc, e->origin, err)))
                 return rc;
+            else
+                c->ready = 1;
         } else if (sc.len == 0 || (c->schema.ncol > 1 && st == SL__CSV_ROW && sc.nf == 1 &&
                                    !c->f[0].quoted && blank(p, sc.len))) {
             b->empty++; /* an empty or blank line: never a record */
@@ -880,31 +935,8 @@ sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, s
             if (!r)
                 return SL_ENOMEM;
             sl__lines_set_record(r, e, p, sc.len, off, line);
-            char msg[512];
-            struct sl__csv_cast_error ce;
-            if (st == SL__CSV_BAD || sc.nf != c->schema.ncol) {
-                reject_row(c, b, r, e, p, &sc, st == SL__CSV_BAD);
-            } else if ((rc = sl__csv_to_json(&c->schema, p, c->f, sc.nf, &c->out, &c->tmp, msg,
-                                             sizeof msg, &ce)) != SL_OK) {
-                if (rc != SL_EPARSE)
-                    return rc == SL_ELIMIT ? SL_ENOMEM : rc;
-                uint8_t t = c->schema.types[ce.col];
-                char path[160];
-                sl__csv_column_path(c->schema.names[ce.col], path, sizeof path);
-                struct sl_reject_info why = {.error_class = "cast",
-                                             .rule = type_names[t],
-                                             .path = path,
-                                             .expected = type_names[t],
-                                             .actual = ce.value};
-                sl_record_reject_why(b, r, e->stage, &why, "line %llu of %s, %s",
-                                     (unsigned long long)line, e->origin, msg);
-            } else {
-                char *t = sl_arena_dup(&b->arena, c->out.data, c->out.len);
-                if (!t)
-                    return SL_ENOMEM;
-                r->text = t;
-                r->text_len = (uint32_t)c->out.len;
-            }
+            if ((rc = row_to_record(c, &c->schema, b, r, e, p, &sc, st)))
+                return rc;
         }
         sp->bytes += sc.used;
         l->start += sc.used;
@@ -914,30 +946,37 @@ sl_rc sl__csv_rows(struct sl__csv *c, struct sl__lines *l, struct sl_batch *b, s
     }
 }
 
-sl_rc sl__csv_read_header(struct sl__csv *c, struct sl__lines *l, int fd, const struct sl__emit *e,
-                          struct sl_error *err)
+/*
+ * Read the header row of the input open as fd (with pread from offset 0, through the
+ * window l, which is left reset to offset 0) into s, memory from a. *found = 0 when the
+ * input holds no row. SL_OK, SL_EIO, SL_ECONFIG, SL_ENOMEM.
+ */
+static sl_rc header_load(struct sl__csv *c, struct sl__lines *l, int fd, const char *origin,
+                         struct sl_arena *a, struct sl__csv_schema *s, int *found,
+                         struct sl_error *err)
 {
+    sl_rc rc = SL_OK;
+    *found = 0;
     sl__lines_reset(l, 0, 1, 0);
-    if (!c->header || c->ready)
-        return SL_OK;
     for (;;) {
-        int at_eof = 0;
         ssize_t got = sl__lines_fill(l, NULL, fd, 1);
-        if (got < 0)
-            return sl_error_sys(err, SL_EIO, (int)-got, "%s: cannot read the CSV header",
-                                e->origin);
-        at_eof = got == 0;
+        if (got < 0) {
+            rc = sl_error_sys(err, SL_EIO, (int)-got, "%s: cannot read the CSV header", origin);
+            break;
+        }
+        int at_eof = got == 0;
         struct sl__csv_scan sc;
         size_t avail = l->end - l->start;
         if (!avail)
-            return SL_OK;
+            break;
         int st =
             sl__csv_scan(&c->d, l->buf + l->start, avail, at_eof, c->f, SL__CSV_MAX_FIELDS, &sc);
         if (st == SL__CSV_MORE) {
-            if (avail > l->max_record)
-                return sl_error_set(err, SL_ECONFIG,
-                                    "%s: the CSV header is longer than max_record_bytes",
-                                    e->origin);
+            if (avail > l->max_record) {
+                rc = sl_error_set(err, SL_ECONFIG,
+                                  "%s: the CSV header is longer than max_record_bytes", origin);
+                break;
+            }
             continue;
         }
         if (sc.len == 0) { /* blank lines before the header */
@@ -945,8 +984,81 @@ sl_rc sl__csv_read_header(struct sl__csv *c, struct sl__lines *l, int fd, const 
             l->off += sc.used;
             continue;
         }
-        sl_rc rc = schema_from_row(c, l->buf + l->start, &sc, e->origin, err);
-        sl__lines_reset(l, 0, 1, 0);
-        return rc;
+        rc = schema_from_row(c, a, s, l->buf + l->start, &sc, origin, err);
+        *found = rc == SL_OK;
+        break;
     }
+    sl__lines_reset(l, 0, 1, 0);
+    return rc;
+}
+
+sl_rc sl__csv_read_header(struct sl__csv *c, struct sl__lines *l, int fd, const struct sl__emit *e,
+                          struct sl_error *err)
+{
+    sl__lines_reset(l, 0, 1, 0);
+    if (!c->header || c->ready)
+        return SL_OK;
+    int found;
+    sl_rc rc = header_load(c, l, fd, e->origin, &c->arena, &c->schema, &found, err);
+    if (rc == SL_OK && found)
+        c->ready = 1;
+    return rc;
+}
+
+/* ---- decoding a kept row again ----------------------------------------------------- */
+
+int sl__csv_needs_header(const struct sl__csv *c)
+{
+    return c->header && !c->ncfg_columns;
+}
+
+sl_rc sl__csv_load_schema(struct sl__csv *c, struct sl__lines *l, int fd, const char *origin,
+                          struct sl_arena *a, struct sl__csv_schema *s, int *found,
+                          struct sl_error *err)
+{
+    memset(s, 0, sizeof *s);
+    if (!sl__csv_needs_header(c)) {
+        *found = 1;
+        return schema_from_config(c, a, s, origin, err);
+    }
+    return header_load(c, l, fd, origin, a, s, found, err);
+}
+
+sl_rc sl__csv_decode(struct sl__csv *c, const struct sl__csv_schema *s, struct sl_batch *b,
+                     struct sl_record *r, const struct sl__emit *e)
+{
+    const char *p = r->orig;
+    size_t n = r->orig_len;
+    r->text = r->orig; /* what a row rejected while reading holds */
+    r->text_len = r->orig_len;
+    if (n && p[n - 1] == '\r') {
+        /* Reading took one "\r" before the row's end for the line break ("\r\n", or a
+         * final "\r") and kept this one as data: scan the row with that line break back,
+         * so the last field keeps it exactly as reading did. */
+        char *q = sl_arena_alloc(&b->arena, n + 2);
+        if (!q)
+            return SL_ENOMEM;
+        memcpy(q, p, n);
+        q[n] = '\r';
+        q[n + 1] = '\n';
+        p = q;
+        n += 2;
+    }
+    struct sl__csv_scan sc;
+    int st = sl__csv_scan(&c->d, p, n, 1, c->f, SL__CSV_MAX_FIELDS, &sc);
+    if (sc.used < n) {
+        /* Only when `quote` or `delimiter` changed since the row was read: what was one row
+         * now ends at a line break with more after it. One kept row stays one record. */
+        char actual[96];
+        snprintf(actual, sizeof actual, "a line break outside quotes at byte %zu", sc.used);
+        struct sl_reject_info why = {
+            .error_class = "csv", .rule = "quoting", .expected = "one row", .actual = actual};
+        sl_record_reject_why(b, r, e->stage, &why,
+                             "line %llu of %s: with the current `quote` and `delimiter` this row "
+                             "ends at a line break at byte %zu and more rows follow it; set "
+                             "them back to what the file uses, or read the file again",
+                             (unsigned long long)r->line, e->origin, sc.used);
+        return SL_OK;
+    }
+    return row_to_record(c, s, b, r, e, p, &sc, st);
 }

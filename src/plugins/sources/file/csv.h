@@ -138,6 +138,36 @@ sl_rc sl__csv_read_header(struct sl__csv *c, struct sl__lines *l, int fd, const 
                           struct sl_error *err);
 
 /*
+ * Decoding a kept row again (the file source's decode, plugin.h): a row that was rejected
+ * while reading is turned into a record once more with the source's current settings.
+ */
+
+/* Whether an input's columns come from its header row (header: true without `columns`). */
+int sl__csv_needs_header(const struct sl__csv *c);
+
+/*
+ * The schema reading would give the input open as fd, into s (memory from a; c's own
+ * schema is left alone): from `columns` when configured (fd is not read and may be -1),
+ * else from the input's header row, read through the window l (left reset). *found = 0
+ * when the header is needed and the input holds no row. SL_OK, SL_EIO, SL_ECONFIG (the
+ * errors reading reports for a bad header or `types` naming a column it lacks), SL_ENOMEM.
+ */
+sl_rc sl__csv_load_schema(struct sl__csv *c, struct sl__lines *l, int fd, const char *origin,
+                          struct sl_arena *a, struct sl__csv_schema *s, int *found,
+                          struct sl_error *err);
+
+/*
+ * Decode r->orig[0..orig_len) (one row as reading kept it, without its line break, line
+ * breaks inside quotes included) with schema s, by the same path as sl__csv_rows: r->text
+ * becomes the row's JSON object (in b's arena), or r is rejected with the reason reading
+ * gives (class csv, rules quoting and column_count; class cast), naming r->line of
+ * e->origin and stage e->stage. A row that the current quote and delimiter split into
+ * several is rejected (class csv, rule quoting). SL_OK (also when rejected) / SL_ENOMEM.
+ */
+sl_rc sl__csv_decode(struct sl__csv *c, const struct sl__csv_schema *s, struct sl_batch *b,
+                     struct sl_record *r, const struct sl__emit *e);
+
+/*
  * Option-table entries the file and stdin sources share (CSV dialect and the record size
  * limit), so both validate and document them identically.
  */

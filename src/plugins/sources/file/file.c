@@ -73,7 +73,15 @@
  * of the files involved after it forgot its old position. One file (with its
  * rotations), or one sink, or sinks at the same position, are exact.
  *
- * Threading: read, restore and close run on the source thread and touch the state
+ * Decoding kept rows again (decode, for `sluice dlq replay`): a row this source rejected
+ * while reading is kept with its bytes and the path it came from. decode turns those bytes
+ * into the record's text again with the current settings: an NDJSON line is its own
+ * text; a CSV row is converted by csv.c exactly as reading converts it, with the columns
+ * the file has now (its header row is read again, once per file, cached in dec[]). Decode
+ * runs on a source opened for inspection (it reads no data otherwise and opens files only
+ * read-only, for their header).
+ *
+ * Threading: read, restore, decode and close run on the source thread and touch the state
  * without locks. covers() runs on sink threads, several at once: it keeps its decision
  * per batch in a thread-local memo and shares parsed positions through pcache under
  * lock. position_cmp and lag read only the pattern and their arguments. Ownership: the
@@ -143,6 +151,24 @@ struct ppos {
 #define PCACHE_SLOTS 4 /* parsed positions a source keeps for covers() */
 #define DONE_MAX 16    /* follow: finished files a position still names */
 #define PATH_SCRATCH 4096
+#define DECODE_SCHEMAS 8 /* files whose CSV schema decode keeps at once */
+
+/*
+ * decode: the CSV schema of one file as it is now (see sl__csv_load_schema).
+ *
+ * Invariants:
+ *   1. origin == NULL: the slot is free (its arena is empty or reset).
+ *   2. state DEC_READY: schema holds the file's columns (memory in arena); DEC_GONE or
+ *      DEC_EMPTY: its header was needed but the file no longer exists, or holds no row.
+ */
+enum { DEC_READY = 1, DEC_GONE, DEC_EMPTY };
+
+struct decode_schema {
+    char *origin; /* the file's path (sl_malloc'd), or NULL */
+    int state;
+    struct sl_arena arena;
+    struct sl__csv_schema schema;
+};
 
 /*
  * Follow mode: a file read to its end and let go (rotated away or removed). Positions
@@ -224,8 +250,13 @@ struct file_src {
     struct sl__emit emit;
     struct sl_buf pos; /* position scratch */
     uint64_t last_scan_ns;
-    uint64_t base_bytes;  /* input consumed from content no longer listed (invariant 4) */
-    int inspect;          /* status/reset: nothing is read; only lag() and close() */
+    uint64_t base_bytes;   /* input consumed from content no longer listed (invariant 4) */
+    int inspect;           /* status/reset/replay: nothing is read; only lag(), decode() and
+                              close() */
+    size_t max_record;     /* max_record_bytes */
+    struct sl__lines hwin; /* decode: the window CSV headers are read through (lazy) */
+    struct decode_schema dec[DECODE_SCHEMAS];
+    unsigned dec_next;    /* the slot decode fills next when every slot is taken */
     uint64_t gen;         /* unique per instance: keys the covers() memo */
     pthread_mutex_t lock; /* guards pcache (covers() runs on sink threads) */
     struct pcache_slot pcache[PCACHE_SLOTS];
@@ -1705,6 +1736,98 @@ static sl_rc file_lag(void *state, const char *position, uint64_t *bytes, struct
     return SL_OK;
 }
 
+/* ---- decode ------------------------------------------------------------------------ */
+
+/*
+ * The schema of origin for decode: from dec[] when known, else loaded now into a free
+ * slot (or the oldest one). An origin that names no file (named = 0) is as gone. SL_OK with
+ * *out set; SL_EIO, SL_ECONFIG, SL_ENOMEM.
+ */
+static sl_rc decode_schema_get(struct file_src *s, const char *origin, int named,
+                               struct decode_schema **out, struct sl_error *err)
+{
+    for (unsigned k = 0; k < DECODE_SCHEMAS; k++)
+        if (s->dec[k].origin && strcmp(s->dec[k].origin, origin) == 0) {
+            *out = &s->dec[k];
+            return SL_OK;
+        }
+    unsigned k = 0;
+    while (k < DECODE_SCHEMAS && s->dec[k].origin)
+        k++;
+    if (k == DECODE_SCHEMAS) {
+        k = s->dec_next;
+        s->dec_next = (s->dec_next + 1) % DECODE_SCHEMAS;
+    }
+    struct decode_schema *d = &s->dec[k];
+    sl_free(d->origin);
+    d->origin = NULL;
+    sl_arena_reset(&d->arena);
+    sl_rc rc = SL_OK;
+    int fd = -1, found = 0;
+    if (sl__csv_needs_header(&s->csvr)) {
+        if (!s->hwin.buf && (rc = sl__lines_init(&s->hwin, 0, s->max_record)))
+            return rc;
+        fd = named ? open(origin, O_RDONLY | O_CLOEXEC) : -1;
+        if (fd < 0 && named && errno != ENOENT && errno != ENOTDIR)
+            return sl_error_sys(err, SL_EIO, errno,
+                                "file source %s: cannot open %s to read its CSV header and "
+                                "decode its kept rows again",
+                                s->name, origin);
+    }
+    if (fd < 0 && sl__csv_needs_header(&s->csvr)) {
+        d->state = DEC_GONE;
+    } else {
+        rc =
+            sl__csv_load_schema(&s->csvr, &s->hwin, fd, origin, &d->arena, &d->schema, &found, err);
+        d->state = found ? DEC_READY : DEC_EMPTY;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rc)
+        return rc;
+    d->origin = sl_malloc(strlen(origin) + 1);
+    if (!d->origin)
+        return SL_ENOMEM;
+    memcpy(d->origin, origin, strlen(origin) + 1);
+    *out = d;
+    return SL_OK;
+}
+
+static sl_rc file_decode(void *state, const char *origin, struct sl_batch *b, struct sl_record *r,
+                         struct sl_error *err)
+{
+    struct file_src *s = state;
+    if (!s->csv) { /* an NDJSON line is its own text */
+        r->text = r->orig;
+        r->text_len = r->orig_len;
+        return SL_OK;
+    }
+    int named = origin && origin[0];
+    if (!named)
+        origin = "(no file recorded)";
+    struct decode_schema *d;
+    sl_rc rc = decode_schema_get(s, origin, named, &d, err);
+    if (rc)
+        return rc;
+    struct sl__emit e = {.limits = &default_limits, .stage = s->name, .origin = origin};
+    if (d->state == DEC_READY)
+        return sl__csv_decode(&s->csvr, &d->schema, b, r, &e);
+    /* Its columns are named only by the header, which is not there to read. */
+    r->text = r->orig;
+    r->text_len = r->orig_len;
+    struct sl_reject_info why = {.error_class = "csv",
+                                 .rule = "header",
+                                 .expected = "the file's header row",
+                                 .actual = d->state == DEC_GONE ? "no such file" : "an empty file"};
+    sl_record_reject_why(b, r, s->name, &why,
+                         "line %llu of %s: the file %s, so its CSV header cannot be read to "
+                         "decode this row again; put the file back, or name its columns "
+                         "with `columns:` in the source's config, then replay again",
+                         (unsigned long long)r->line, origin,
+                         d->state == DEC_GONE ? "no longer exists" : "is empty now");
+    return SL_OK;
+}
+
 /* ---- init / close ------------------------------------------------------------------- */
 
 static void file_close(void *state)
@@ -1721,6 +1844,11 @@ static void file_close(void *state)
     if (s->csv)
         sl__csv_fini(&s->csvr);
     sl_buf_fini(&s->pos);
+    sl__lines_fini(&s->hwin);
+    for (unsigned k = 0; k < DECODE_SCHEMAS; k++) {
+        sl_free(s->dec[k].origin);
+        sl_arena_fini(&s->dec[k].arena);
+    }
     for (unsigned k = 0; k < PCACHE_SLOTS; k++) {
         sl_free(s->pcache[k].text);
         pos_free(&s->pcache[k].p);
@@ -1745,6 +1873,8 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     s->inspect = ctx->inspect;
     s->cur = NONE;
     sl_buf_init(&s->pos, MAX_POSITION);
+    for (unsigned k = 0; k < DECODE_SCHEMAS; k++)
+        sl_arena_init(&s->dec[k].arena, 4096);
     if ((rc = sl_cfg_get_path(ctx->doc, ctx->node, "path", NULL, &s->pattern, err)))
         goto fail;
     if (!s->pattern || !s->pattern[0]) {
@@ -1779,6 +1909,7 @@ static sl_rc file_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
         s->poll_ms = 1;
     s->follow = follow;
     s->once = ctx->once;
+    s->max_record = (size_t)max_record;
     if (s->csv && (rc = sl__csv_configure(&s->csvr, ctx->doc, ctx->node, max_record, err))) {
         s->csv = 0;
         goto fail;
@@ -1864,5 +1995,6 @@ const struct sl_plugin sl_source_file = {
     .position_cmp = file_position_cmp,
     .covers = file_covers,
     .lag = file_lag,
+    .decode = file_decode,
     .close = file_close,
 };
