@@ -23,6 +23,13 @@
  * from one source along k paths it waits for all k copies of a seq before moving on, so
  * the positions it commits never go backwards (batch.h invariant 1).
  *
+ * Rejections and gates (docs/internals/engine.md): records a stage rejects are made durable
+ * in the dead-letter queue before the batch leaves that stage (keep_rejects; sinks call it
+ * through sl_worker before they commit), so no checkpoint covers a rejected record the DLQ
+ * lacks. Quality gates judge a stage's output per batch (quarantine or fail before the
+ * batch moves on) or, with --once and sinks that can stage, over the whole run, and the
+ * staged sinks publish at the end (finish_gates).
+ *
  * Shutdown: sl_engine_request_stop() makes sources stop reading; the end of input travels
  * down the graph as queue closes, so every batch already read is processed and committed.
  * A fatal error in any stage aborts every queue: producers drop what they hold, consumers
@@ -1250,6 +1257,9 @@ static sl_rc finish_gates(struct engine *e, struct sl_error *err)
         sl_rc prc = sk->comp->plugin->publish(sk->state, how, publish_keep, &pc, &perr);
         sl_quarantine_abort(pc.txn); /* only when the sink stopped before the end */
         if (prc == SL_OK && how == SL_PUBLISH_QUARANTINE) {
+            /* Counted as written while staged; they went to the quarantine instead. */
+            uint64_t out = atomic_load(&sk->rec_out);
+            atomic_store(&sk->rec_out, out >= pc.kept ? out - pc.kept : 0);
             atomic_fetch_add(&sk->quarantined, pc.kept);
             sl_warn(sk->comp->name, "quarantined the run's %llu records as unit %lld",
                     (unsigned long long)pc.kept, (long long)pc.unit);

@@ -258,6 +258,26 @@ static sl_rc publish_chunk(struct sqlite_sink *s, struct sl_batch *b, int64_t *w
                            struct sl_error *err)
 {
     struct sl_worker w = {.parser = s->parser, .stage = s->name, .max_depth = s->max_depth};
+    /*
+     * Parse first, as the engine does before a sink sees a batch: columns are typed from
+     * parsed values, so an unparsed chunk would type a new column from whichever record
+     * happened to need it first (a null amount made the column TEXT).
+     */
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct sl_record *r = &b->recs[i];
+        struct sl_json_error jerr;
+        sl_rc prc = sl_record_parse(r, s->parser, s->max_depth, &b->arena, &jerr);
+        if (prc == SL_ENOMEM)
+            return sl_error_set(err, prc, "out of memory");
+        if (prc) {
+            char rid[33];
+            sl_record_id_format(r->id, rid);
+            return sl_error_set(err, SL_EDB,
+                                "sink %s: staged record %s is not valid JSON any more (%s); "
+                                "nothing was published and the checkpoint is unchanged",
+                                s->name, rid, jerr.msg);
+        }
+    }
     sl_rc rc = sl__sqlite_write_rows(s, b, &w, written, err);
     if (s->insert) { /* invariant 5: nothing points into b */
         sqlite3_clear_bindings(s->insert);
