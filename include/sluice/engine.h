@@ -32,13 +32,16 @@ struct sl_stage_stats {
     uint64_t rejected;    /* rejected here (bad input, type errors) */
     uint64_t bytes_in;
     uint64_t bytes_out;
-    uint64_t skipped;     /* sinks: records delivered before a restart and not written again;
-                             records_in = records_out + dropped + rejected + skipped
-                             + quarantined */
-    uint64_t dlq;         /* of rejected: those the dead-letter queue holds */
-    uint64_t quarantined; /* held by a quality gate on this stage (quarantine store) */
-    uint64_t empty;       /* sources: empty lines skipped (not records) */
-    uint64_t gate_warns;  /* gates on this stage that failed with action warn */
+    uint64_t skipped;       /* sinks: records delivered before a restart and not written again;
+                               records_in = records_out + dropped + rejected + skipped
+                               + quarantined */
+    uint64_t dlq;           /* of rejected: those the dead-letter queue holds */
+    uint64_t quarantined;   /* held by a quality gate on this stage (quarantine store) */
+    uint64_t empty;         /* sources: empty lines skipped (not records) */
+    uint64_t gate_warns;    /* gates on this stage that failed with action warn */
+    uint64_t retries;       /* sinks: failed attempts that were retried */
+    uint64_t breaker_opens; /* sinks: times the circuit breaker opened */
+    const char *breaker;    /* sinks: the breaker's state at the end ("closed", ...) */
 };
 
 struct sl_run_report {

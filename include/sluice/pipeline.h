@@ -20,6 +20,22 @@
 
 struct sl_quality;
 
+/* Sinks: how a batch that failed transiently is retried (`retry:`). */
+struct sl_retry_policy {
+    uint32_t max_attempts;   /* per batch; 0 = no limit */
+    uint64_t max_elapsed_ms; /* per batch; 0 = no limit */
+    uint64_t initial_ms;     /* first backoff */
+    uint64_t max_ms;         /* backoff cap */
+    double multiplier;       /* backoff growth per failure */
+};
+
+/* Sinks: the circuit breaker (`circuit_breaker:`). */
+struct sl_breaker_policy {
+    uint32_t failure_threshold; /* consecutive failures that open it; 0 = no breaker */
+    uint64_t open_for_ms;       /* how long it stays open before probing */
+    uint32_t half_open_probes;  /* attempts let through while half-open */
+};
+
 struct sl_input {
     const char *text; /* as written: "split.purchases" */
     uint32_t comp;    /* index into pipeline->comp of the producing component */
@@ -43,6 +59,8 @@ struct sl_component {
     void *preset_state;
     /* Replay pipelines: the stage named when a record fails to parse (else name). */
     const char *reject_as;
+    struct sl_retry_policy retry;     /* sinks */
+    struct sl_breaker_policy breaker; /* sinks */
 };
 
 struct sl_pipeline {

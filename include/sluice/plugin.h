@@ -83,6 +83,12 @@ struct sl_worker {
      */
     sl_rc (*keep_rejects)(struct sl_worker *w, struct sl_batch *b, struct sl_error *err);
     void *engine; /* for keep_rejects */
+    /*
+     * Sinks returning SL_RETRY may set this to the wait the dependency asked for (HTTP
+     * Retry-After, in ms); the engine waits at least that long before the next attempt.
+     * The engine zeroes it before each attempt.
+     */
+    uint64_t retry_after_ms;
 };
 
 /* What init gets. Everything here outlives the plugin's state. */
@@ -145,7 +151,12 @@ struct sl_plugin {
     /*
      * Transforms: mark records dropped/rejected, add edits, set outmask bits.
      * Sinks: durably write the batch's live records and commit (one commit per batch).
-     * SL_OK, SL_RETRY (transient; the engine retries the same batch), other codes fatal.
+     * SL_OK, SL_RETRY (transient: the dependency is down, busy or timed out; nothing of the
+     * batch was committed; the engine retries the same batch under the sink's retry policy
+     * and circuit breaker), other codes fatal. A permanent failure caused by some records
+     * (a constraint, HTTP 400/413/422) is not an error of the batch: the sink isolates
+     * those records (bisecting the batch), rejects them with the dependency's message
+     * (class "sink"), keeps them (keep_rejects) and commits the rest, returning SL_OK.
      */
     sl_rc (*process)(void *state, struct sl_batch *b, struct sl_worker *w, struct sl_error *err);
 

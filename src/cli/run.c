@@ -123,6 +123,12 @@ static void print_summary(const struct sl_pipeline *p, const struct sl_run_repor
         else if (s->kind == SL_PLUGIN_SINK)
             fprintf(stderr, "  sink       %-20s %llu written\n", s->name,
                     (unsigned long long)s->records_out);
+        if (s->kind == SL_PLUGIN_SINK && (s->retries || s->breaker_opens))
+            fprintf(stderr,
+                    "             %-20s %llu attempts retried, circuit breaker opened %llu "
+                    "time%s\n",
+                    "", (unsigned long long)s->retries, (unsigned long long)s->breaker_opens,
+                    s->breaker_opens == 1 ? "" : "s");
     }
     fprintf(stderr, "  filtered   %llu\n", (unsigned long long)dropped);
     if (!rejected)
@@ -193,6 +199,12 @@ static int write_report(const char *path, const struct sl_pipeline *p,
                       (unsigned long long)s->quarantined, (unsigned long long)s->empty,
                       (unsigned long long)s->gate_warns, (unsigned long long)s->bytes_in,
                       (unsigned long long)s->bytes_out);
+        if (s->kind == SL_PLUGIN_SINK) {
+            b.len--; /* reopen the object */
+            sl_buf_printf(&b, ",\"retries\":%llu,\"breaker_opens\":%llu,\"breaker\":\"%s\"}",
+                          (unsigned long long)s->retries, (unsigned long long)s->breaker_opens,
+                          s->breaker ? s->breaker : "closed");
+        }
     }
     sl_buf_puts(&b, "]}\n");
     int ok = -1;

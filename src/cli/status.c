@@ -39,6 +39,7 @@
 #include "sluice/statedir.h"
 
 #include "cli/cli.h"
+#include "core/breaker.h"
 
 #define SHORT_POSITION 72 /* characters of a position shown on one line */
 
@@ -417,6 +418,48 @@ static int quarantine_status(const struct sl_pipeline *p, struct sl_buf *json)
     return SL_EXIT_OK;
 }
 
+/*
+ * The sink's circuit breaker as the last run left it (<state_dir>/breakers/<sink>);
+ * nothing when it never changed state.
+ */
+static void breaker_status(const struct sl_pipeline *p, const char *sink, struct sl_buf *json,
+                           uint64_t now_ns)
+{
+    struct sl__breaker_snapshot snap;
+    if (sl__breaker_read(p->state_dir, sink, &snap) != SL_OK) {
+        if (json)
+            sl_buf_puts(json, ",\"breaker\":null");
+        return;
+    }
+    char when[40] = "?", age[48] = "?";
+    if (snap.since_ns) {
+        time_t t = (time_t)(snap.since_ns / 1000000000ull);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        uint64_t secs = now_ns > snap.since_ns ? (now_ns - snap.since_ns) / 1000000000ull : 0;
+        snprintf(age, sizeof age, "%" PRIu64 " s ago", secs);
+    }
+    if (json) {
+        sl_buf_puts(json, ",\"breaker\":{\"state\":");
+        sl_json_write_str(json, snap.state, strlen(snap.state));
+        sl_buf_printf(json,
+                      ",\"since\":\"%s\",\"opens\":%" PRIu64 ",\"consecutive_failures\":%" PRIu64,
+                      when, snap.opens, snap.consecutive);
+        sl_buf_puts(json, ",\"last_error\":");
+        if (snap.last_error[0])
+            sl_json_write_str(json, snap.last_error,
+                              strnlen(snap.last_error, sizeof snap.last_error));
+        else
+            sl_buf_puts(json, "null");
+        sl_buf_putc(json, '}');
+        return;
+    }
+    printf("  breaker      %s since %s (%s); opened %" PRIu64 " time%s in the last run%s%s\n",
+           snap.state, when, age, snap.opens, snap.opens == 1 ? "" : "s",
+           snap.last_error[0] ? "; last error: " : "", snap.last_error);
+}
+
 static void json_u64_or_null(struct sl_buf *b, const char *key, int have, uint64_t v)
 {
     sl_buf_printf(b, ",\"%s\":", key);
@@ -541,10 +584,12 @@ int sl__cli_status(int argc, char **argv)
                           "\"duplicates_possible\":%s",
                           smode, keeps ? "true" : "false", eo ? "false" : "true");
             json_str_or_null(&b, "error", in.init_err[k]);
+            breaker_status(p, c->name, &b, now_ns);
             sl_buf_puts(&b, ",\"sources\":[");
         } else {
             printf("\nsink %s (%s): %s%s\n", c->name, c->plugin->name, smode,
                    eo ? "" : ", duplicates possible after a crash");
+            breaker_status(p, c->name, NULL, now_ns);
         }
         if (in.init_err[k]) {
             fprintf(stderr, "sluice status: sink %s: %s\n", c->name, in.init_err[k]);

@@ -53,10 +53,10 @@
 #include "sluice/quality.h"
 #include "sluice/quarantine.h"
 
+#include "core/breaker.h"
 #include "core/queue.h"
 
 #define REJECT_LOG_LIMIT 1000 /* per stage; the count stays exact beyond it */
-#define SINK_MAX_ATTEMPTS 20
 #define SOURCE_IDLE_NS (50 * 1000 * 1000)
 
 static atomic_int stop_requested;
@@ -114,7 +114,9 @@ struct stage {
     int gates;
     struct sl_quality_unit *run_unit; /* GATES_RUN: the run's unit, under unit_mu */
     pthread_mutex_t unit_mu;
-    int staged; /* sinks: write-audit-publish this run (ctx.staged) */
+    int staged;             /* sinks: write-audit-publish this run (ctx.staged) */
+    struct sl__breaker brk; /* sinks: retries and the circuit breaker */
+    int brk_inited;
     /* source */
     uint64_t seq;
     int fans_out;
@@ -567,6 +569,22 @@ static void note_new_rejects(struct stage *st, struct sl_batch *b, const uint8_t
             log_reject(st, b, &b->recs[i]);
 }
 
+/* One attempt of a sink at a batch, for the retry loop and breaker (breaker.h). */
+struct attempt {
+    struct stage *st;
+    struct sl_batch *b;
+    struct sl_worker *w;
+};
+
+static sl_rc sink_attempt(void *ctx, uint64_t *retry_after_ms, struct sl_error *err)
+{
+    struct attempt *a = ctx;
+    a->w->retry_after_ms = 0;
+    sl_rc rc = a->st->comp->plugin->process(a->st->state, a->b, a->w, err);
+    *retry_after_ms = a->w->retry_after_ms;
+    return rc;
+}
+
 /* Run process() on b with accounting. Keeps b's reference. */
 static sl_rc process_batch(struct stage *st, struct sl_batch *b, struct sl_worker *w,
                            uint8_t **prev, size_t *prevcap, struct sl_error *err)
@@ -608,23 +626,8 @@ static sl_rc process_batch(struct stage *st, struct sl_batch *b, struct sl_worke
             return rc;
     }
     if (st->comp->kind == SL_PLUGIN_SINK) {
-        uint64_t backoff_ms = 100;
-        for (int attempt = 1;; attempt++) {
-            sl_error_clear(err);
-            rc = st->comp->plugin->process(st->state, b, w, err);
-            if (rc != SL_RETRY)
-                break;
-            if (attempt >= SINK_MAX_ATTEMPTS || atomic_load(&e->aborted)) {
-                sl_error_prefix(err, "giving up after %d attempts: ", attempt);
-                rc = SL_EIO;
-                break;
-            }
-            sl_warn(st->comp->name, "transient failure (attempt %d of %d), retrying in %llu ms: %s",
-                    attempt, SINK_MAX_ATTEMPTS, (unsigned long long)backoff_ms, err->msg);
-            struct timespec ts = {(time_t)(backoff_ms / 1000), (long)(backoff_ms % 1000) * 1000000};
-            nanosleep(&ts, NULL);
-            backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
-        }
+        struct attempt a = {st, b, w};
+        rc = sl__breaker_run(&st->brk, sink_attempt, &a, &e->aborted, err);
     } else {
         rc = st->comp->plugin->process(st->state, b, w, err);
     }
@@ -1088,6 +1091,12 @@ static sl_rc build_graph(struct engine *e, struct sl_error *err)
             st->need[s] = paths[i * ns + s];
             st->next_seq[s] = 1;
         }
+        if (sl__breaker_init(&st->brk, st->comp->name, &st->comp->retry, &st->comp->breaker,
+                             p->state_dir) != SL_OK) {
+            sl_free(paths);
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        }
+        st->brk_inited = 1;
     }
     sl_free(paths);
     return SL_OK;
@@ -1101,6 +1110,14 @@ static sl_rc build_graph(struct engine *e, struct sl_error *err)
 static sl_rc plan_gates(struct engine *e, struct sl_error *err)
 {
     struct sl_pipeline *p = e->p;
+    /*
+     * A sink that replaces a partition (`partition:`) stages the whole --once run too, and
+     * publishes it at the end in one transaction (DAG backfills).
+     */
+    for (size_t d = 0; e->opts->once && d < e->n; d++)
+        if (p->comp[d].kind == SL_PLUGIN_SINK && p->comp[d].plugin->publish &&
+            sl_cfg_get(p->comp[d].node, "partition"))
+            e->st[d].staged = 1;
     if (!p->quality || sl_quality_count(p->quality) == 0)
         return SL_OK;
     size_t n = e->n;
@@ -1157,6 +1174,14 @@ struct publish_ctx {
     int64_t unit;
     uint64_t kept;
 };
+
+static int any_staged(const struct engine *e)
+{
+    for (size_t d = 0; d < e->n; d++)
+        if (e->st[d].staged)
+            return 1;
+    return 0;
+}
 
 /* The source of a unit: its name when the pipeline has one source, else "". */
 static const char *single_source(const struct engine *e)
@@ -1271,7 +1296,7 @@ static sl_rc finish_gates(struct engine *e, struct sl_error *err)
         }
         sl_info(
             sk->comp->name, "%s",
-            how == SL_PUBLISH_ACCEPT ? "every quality gate passed: the run is published"
+            how == SL_PUBLISH_ACCEPT ? "the staged run is published (no quality gate failed)"
             : how == SL_PUBLISH_DISCARD
                 ? "a quality gate failed: nothing of this run was published"
                 : "a quality gate quarantined the run: its records are in the quarantine store");
@@ -1357,6 +1382,11 @@ static void fill_report(struct engine *e, struct sl_run_report *rep, double elap
         s->quarantined = atomic_load(&st->quarantined);
         s->empty = atomic_load(&st->empty);
         s->gate_warns = atomic_load(&st->gate_warns);
+        if (st->brk_inited) {
+            s->retries = atomic_load(&st->brk.retries);
+            s->breaker_opens = atomic_load(&st->brk.opens);
+            s->breaker = sl__breaker_state_name(st->brk.state);
+        }
         if (st->comp->kind == SL_PLUGIN_SOURCE) {
             /* Records read minus those rejected (at the source or when parsed later). */
             uint64_t gone = s->rejected + s->quarantined;
@@ -1395,6 +1425,8 @@ static void engine_fini(struct engine *e)
         sl_free(st->next_seq);
         sl_free(st->wait);
         sl_quality_unit_destroy(st->run_unit);
+        if (st->brk_inited)
+            sl__breaker_fini(&st->brk);
         if (st->eng)
             pthread_mutex_destroy(&st->unit_mu);
     }
@@ -1515,13 +1547,13 @@ sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct s
         rc = e.first_rc;
         if (err)
             *err = e.first_err;
-    } else if (sl_engine_stopping() && e.down) {
+    } else if (sl_engine_stopping() && any_staged(&e)) {
         for (size_t i = 0; i < e.n; i++)
             if (e.st[i].staged)
                 sl_warn(e.st[i].comp->name,
                         "the run was stopped before its end: the staged records are not "
                         "published; the next run starts this unit over");
-    } else if (e.down) {
+    } else if (any_staged(&e)) {
         rc = finish_gates(&e, err);
     }
     double elapsed = (double)(sl_now_mono_ns() - t0) / 1e9;

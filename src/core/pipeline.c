@@ -129,6 +129,43 @@ static const struct sl_option common_options[] = {
      NULL},
     {"workers", SL_OPT_INT, "1", 0,
      "Transforms: parallel worker threads (1 to 64). Output order is restored before sinks.", NULL},
+    {"retry", SL_OPT_OBJECT, NULL, 0,
+     "Sinks: how transient failures are retried (see `retry` below).", NULL},
+    {"circuit_breaker", SL_OPT_OBJECT, NULL, 0,
+     "Sinks: when to stop calling a failing dependency for a while (see `circuit_breaker` "
+     "below).",
+     NULL},
+    {NULL, 0, NULL, 0, NULL, NULL},
+};
+
+static const struct sl_option retry_options[] = {
+    {"max_attempts", SL_OPT_INT, "0", 0,
+     "Attempts per batch before the run fails (0: no limit). Transient failures only: a "
+     "permanent one isolates the bad records instead.",
+     NULL},
+    {"max_elapsed", SL_OPT_DURATION, "0s", 0,
+     "Give up on a batch (the run fails, nothing is lost) after retrying it this long (0s: "
+     "no limit).",
+     NULL},
+    {"initial_backoff", SL_OPT_DURATION, "100ms", 0,
+     "Wait before the first retry; each retry waits a random time up to the current backoff "
+     "(full jitter).",
+     NULL},
+    {"max_backoff", SL_OPT_DURATION, "30s", 0, "The backoff grows up to this.", NULL},
+    {"multiplier", SL_OPT_STRING, "2", 0,
+     "The backoff is multiplied by this after each failure (1 to 10).", NULL},
+    {NULL, 0, NULL, 0, NULL, NULL},
+};
+
+static const struct sl_option breaker_options[] = {
+    {"failure_threshold", SL_OPT_INT, "5", 0,
+     "Consecutive failed attempts that open the breaker (0: no breaker).", NULL},
+    {"open_for", SL_OPT_DURATION, "30s", 0,
+     "How long an open breaker lets nothing through before probing.", NULL},
+    {"half_open_probes", SL_OPT_INT, "1", 0,
+     "Attempts allowed through when half-open; one success closes the breaker, all failing "
+     "opens it again.",
+     NULL},
     {NULL, 0, NULL, 0, NULL, NULL},
 };
 
@@ -636,6 +673,64 @@ static void resolve_outputs(struct loader *L, struct sl_component *c)
     c->noutputs = n + 1;
 }
 
+/*
+ * retry and circuit_breaker: sinks only. Defaults when absent (DESIGN §5): retry forever
+ * with full-jitter backoff from 100ms to 30s, a breaker that opens after 5 consecutive
+ * failures for 30s.
+ */
+static void load_sink_policies(struct loader *L, enum sl_plugin_kind k, const struct sl_cfg_node *m,
+                               struct sl_component *c)
+{
+    c->retry = (struct sl_retry_policy){0, 0, 100, 30000, 2.0};
+    c->breaker = (struct sl_breaker_policy){5, 30000, 1};
+    const struct sl_cfg_node *r = sl_cfg_get(m, "retry");
+    const struct sl_cfg_node *b = sl_cfg_get(m, "circuit_breaker");
+    if (k != SL_PLUGIN_SINK) {
+        if (r)
+            problem_at(L, r->line, r->col, "%s: only sinks retry; remove it", r->keypath);
+        if (b)
+            problem_at(L, b->line, b->col, "%s: only sinks have a circuit breaker; remove it",
+                       b->keypath);
+        return;
+    }
+    struct sl_error e;
+    if (!check_settings(L, r, retry_options) && r && r->kind == SL_CFG_MAP) {
+        c->retry.max_attempts = (uint32_t)int_setting(L, r, "max_attempts", 0, 0, 1000000000);
+        uint64_t ms;
+        if (sl_cfg_get_duration(r, "max_elapsed", 0, &ms, &e) == SL_OK)
+            c->retry.max_elapsed_ms = ms;
+        if (sl_cfg_get_duration(r, "initial_backoff", 100, &ms, &e) == SL_OK)
+            c->retry.initial_ms = ms;
+        if (sl_cfg_get_duration(r, "max_backoff", 30000, &ms, &e) == SL_OK)
+            c->retry.max_ms = ms;
+        const struct sl_cfg_node *mu = sl_cfg_get(r, "multiplier");
+        if (mu && mu->kind == SL_CFG_SCALAR) {
+            char *end = NULL;
+            double v = strtod(mu->str, &end);
+            if (!end || *end || !(v >= 1.0 && v <= 10.0))
+                problem_at(L, mu->line, mu->col, "%s: expected a number from 1 to 10, found \"%s\"",
+                           mu->keypath, mu->str);
+            else
+                c->retry.multiplier = v;
+        }
+        if (c->retry.initial_ms == 0)
+            c->retry.initial_ms = 1;
+        if (c->retry.max_ms < c->retry.initial_ms) {
+            const struct sl_cfg_node *n = sl_cfg_get(r, "max_backoff");
+            problem_at(L, n ? n->line : r->line, n ? n->col : r->col,
+                       "%s: max_backoff is shorter than initial_backoff", r->keypath);
+        }
+    }
+    if (!check_settings(L, b, breaker_options) && b && b->kind == SL_CFG_MAP) {
+        c->breaker.failure_threshold =
+            (uint32_t)int_setting(L, b, "failure_threshold", 5, 0, 1000000);
+        uint64_t ms;
+        if (sl_cfg_get_duration(b, "open_for", 30000, &ms, &e) == SL_OK)
+            c->breaker.open_for_ms = ms;
+        c->breaker.half_open_probes = (uint32_t)int_setting(L, b, "half_open_probes", 1, 1, 1000);
+    }
+}
+
 static void load_component(struct loader *L, enum sl_plugin_kind k,
                            const struct sl_cfg_pair *namepair)
 {
@@ -713,6 +808,7 @@ static void load_component(struct loader *L, enum sl_plugin_kind k,
         if (L->nprob == before)
             c->workers = (unsigned)int_setting(L, m, "workers", 1, 1, MAX_WORKERS);
     }
+    load_sink_policies(L, k, m, c);
     if (!pl)
         return;
 
@@ -724,11 +820,18 @@ static void load_component(struct loader *L, enum sl_plugin_kind k,
         valid[nvalid++] = "inputs";
     if (k == SL_PLUGIN_TRANSFORM)
         valid[nvalid++] = "workers";
+    if (k == SL_PLUGIN_SINK) {
+        valid[nvalid++] = "retry";
+        valid[nvalid++] = "circuit_breaker";
+    }
     for (size_t i = 0; pl->options && pl->options[i].name && nvalid < 128; i++)
         valid[nvalid++] = pl->options[i].name;
     for (size_t i = 0; i < m->n; i++) {
         const struct sl_cfg_pair *pr = &m->pairs[i];
         if (!strcmp(pr->key, "type") || !strcmp(pr->key, "inputs") || !strcmp(pr->key, "workers"))
+            continue;
+        if (k == SL_PLUGIN_SINK &&
+            (!strcmp(pr->key, "retry") || !strcmp(pr->key, "circuit_breaker")))
             continue;
         const struct sl_option *o = find_option(pl->options, pr->key);
         if (!o)
@@ -1421,6 +1524,14 @@ sl_rc sl_pipeline_doc_reference(struct sl_buf *b)
         rc = sl_buf_puts(b, "## Keys of every component\n\n");
     if (!rc)
         rc = option_table(b, common_options, "key");
+    if (!rc)
+        rc = sl_buf_puts(b, "### `retry` (sinks)\n\n");
+    if (!rc)
+        rc = option_table(b, retry_options, "key");
+    if (!rc)
+        rc = sl_buf_puts(b, "### `circuit_breaker` (sinks)\n\n");
+    if (!rc)
+        rc = option_table(b, breaker_options, "key");
 
     static const enum sl_plugin_kind kinds[] = {SL_PLUGIN_SOURCE, SL_PLUGIN_TRANSFORM,
                                                 SL_PLUGIN_SINK};
