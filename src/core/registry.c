@@ -11,6 +11,7 @@
 
 extern const struct sl_plugin sl_source_file;
 extern const struct sl_plugin sl_source_stdin;
+extern const struct sl_plugin sl_source_postgres;
 extern const struct sl_plugin sl_transform_filter;
 extern const struct sl_plugin sl_transform_map;
 extern const struct sl_plugin sl_transform_route;
@@ -18,14 +19,22 @@ extern const struct sl_plugin sl_transform_validate;
 extern const struct sl_plugin sl_sink_stdout;
 extern const struct sl_plugin sl_sink_file;
 extern const struct sl_plugin sl_sink_sqlite;
+extern const struct sl_plugin sl_sink_postgres;
 extern const struct sl_plugin sl_sink_http;
 
 static const struct sl_plugin *const registry[] = {
-    &sl_source_file,      &sl_source_stdin,
-    &sl_transform_filter, &sl_transform_map,
-    &sl_transform_route,  &sl_transform_validate,
-    &sl_sink_stdout,      &sl_sink_file,
-    &sl_sink_sqlite,      &sl_sink_http,
+    &sl_source_file,
+    &sl_source_stdin,
+    &sl_source_postgres,
+    &sl_transform_filter,
+    &sl_transform_map,
+    &sl_transform_route,
+    &sl_transform_validate,
+    &sl_sink_stdout,
+    &sl_sink_file,
+    &sl_sink_sqlite,
+    &sl_sink_postgres,
+    &sl_sink_http,
     NULL,
 };
 

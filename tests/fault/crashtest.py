@@ -32,6 +32,9 @@ What it does, per scenario:
                table, an UPDATE trigger counts rows written twice (a replayed record), and
                the checkpoint table's record count must equal the rows expected (when
                the clean run shows that it counts each row once).
+       postgres: as sqlite (the harness starts a PostgreSQL cluster of its own, one
+               database per run directory, and removes it at exit); the sink makes its
+               table, so rows written twice show in the checkpoint's record count.
        file:   the multiset of records over all final output files; every line must be
                complete JSON; a missing, duplicated or unexpected record is a failure.
                The record id field (_sluice_id) is ignored.
@@ -53,7 +56,9 @@ Python 3 standard library only.
 """
 
 import argparse
+import atexit
 import collections
+import glob
 import hashlib
 import json
 import math
@@ -62,6 +67,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -417,6 +423,11 @@ def sink_sqlite(name, table, key, expect, precreate=False, columns=""):
             "key": key, "expect": expect, "precreate": precreate, "columns": columns}
 
 
+def sink_postgres(name, table, key, expect):
+    return {"name": name, "kind": "postgres", "table": table, "key": key, "expect": expect,
+            "precreate": False}
+
+
 def sink_file(name, expect, max_bytes=None):
     return {"name": name, "kind": "file", "dir": "out/" + name, "base": "clicks.ndjson",
             "expect": expect, "max_bytes": max_bytes}
@@ -436,6 +447,13 @@ SCENARIOS = {
         "sinks": [sink_sqlite("db", "clicks", None, expect_not_bot)],
         "transforms": {"humans": NOT_BOT_YAML % "src"},
         "wiring": {"db": "humans"},
+    },
+    "postgres": {
+        "help": "file -> filter -> postgres upserting on key: event_id (a PostgreSQL cluster "
+                "of the harness's own; the sink creates its table)",
+        "sinks": [sink_postgres("pg", "clicks", "event_id", expect_not_bot)],
+        "transforms": {"humans": NOT_BOT_YAML % "src"},
+        "wiring": {"pg": "humans"},
     },
     "file": {
         "help": "files (a glob matching four input files) -> map -> file, rotating every "
@@ -640,6 +658,12 @@ def pipeline_yaml(sc, root, delivery, input_path, records):
                 inp, json.dumps(os.path.join(root, s["db"])), s["table"])
             if s["key"]:
                 body += ", key: %s" % s["key"]
+        elif s["kind"] == "postgres":
+            body = "{type: postgres, inputs: [%s], connection: %s, table: %s" % (
+                inp, json.dumps(PG.dsn(pg_dbname(root))), s["table"])
+            if s["key"]:
+                body += ", key: %s" % s["key"]
+            body += ", retry: {initial_backoff: 50ms, max_backoff: 500ms}"
         else:
             body = "{type: file, inputs: [%s], path: %s" % (
                 inp, json.dumps(os.path.join(root, s["dir"], s["base"])))
@@ -655,6 +679,8 @@ def pipeline_yaml(sc, root, delivery, input_path, records):
 def prepare_root(sc, root):
     """A fresh run directory: out/ and, where asked, pre-created sqlite tables."""
     os.makedirs(os.path.join(root, "out"), exist_ok=True)
+    if any(s["kind"] == "postgres" for s in sc["sinks"]):
+        PG.create_db(pg_dbname(root))
     for s in sc["sinks"]:
         if s["kind"] == "sqlite" and s["precreate"]:
             con = sqlite3.connect(os.path.join(root, s["db"]))
@@ -1127,6 +1153,177 @@ def verify_sqlite(s, root, inp, calib, problems, notes):
     return stats
 
 
+# --- PostgreSQL ------------------------------------------------------------------------
+#
+# Scenarios with a postgres sink get a cluster of their own (the same commands as
+# tests/integration/pg.sh): initdb in a temp directory, 127.0.0.1 on a free port, one
+# database per run directory; stopped and removed at exit, however the harness ends.
+
+
+class PgCluster:
+    def __init__(self):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            raise SetupError("PostgreSQL server binaries not found (/usr/lib/postgresql/*/"
+                             "bin); run scripts/deps.sh")
+        self.bin = os.path.dirname(bins[-1])
+        self.data = None
+        self.port = None
+
+    def _as(self, args, **kw):
+        if os.getuid() == 0:
+            args = ["runuser", "-u", "postgres", "--"] + args
+        return subprocess.run(args, cwd="/", **kw)
+
+    def start(self):
+        self.data = tempfile.mkdtemp(prefix="crashtest-pg-")
+        os.chmod(self.data, 0o700)
+        if os.getuid() == 0:
+            shutil.chown(self.data, "postgres", "postgres")
+        r = self._as([os.path.join(self.bin, "initdb"), "-D", self.data, "-U", "postgres",
+                      "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8"],
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            raise SetupError("initdb failed: %s" % r.stdout.decode(errors="replace")[-500:])
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        r = self._as([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-l",
+                      os.path.join(self.data, "server.log"), "-w", "-t", "30", "-o",
+                      "-c listen_addresses=127.0.0.1 -p %d -k %s" % (self.port, self.data),
+                      "start"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            raise SetupError("PostgreSQL did not start (see %s/server.log)" % self.data)
+        log("  PostgreSQL cluster at 127.0.0.1:%d (%s)" % (self.port, self.data))
+
+    def stop(self):
+        if self.data and os.path.isdir(self.data):
+            self._as([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-m", "immediate",
+                      "-w", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            shutil.rmtree(self.data, ignore_errors=True)
+        self.data = None
+
+    def dsn(self, db):
+        return "host=127.0.0.1 port=%d user=postgres dbname=%s" % (self.port, db)
+
+    def sql(self, db, query):
+        """The rows of query as lists of strings (unaligned, tuples only, | separated)."""
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1",
+                            "-d", self.dsn(db), "-c", query], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr.decode(errors="replace").strip())
+        return [ln.split("|") for ln in r.stdout.decode().splitlines()]
+
+    def create_db(self, db):
+        self.sql("postgres", "DROP DATABASE IF EXISTS %s" % db)
+        self.sql("postgres", "CREATE DATABASE %s" % db)
+
+
+PG = None
+
+
+def pg_dbname(root):
+    return "ct_" + re.sub(r"[^a-z0-9_]", "_", os.path.basename(root.rstrip("/")).lower())
+
+
+def json_value_matches(want, got):
+    """The column's value, read back as JSON (row_to_json), represents want."""
+    if isinstance(want, bool) or isinstance(got, bool):
+        return want is got or want == got and type(want) is type(got)
+    if isinstance(want, (int, float)) and isinstance(got, (int, float)):
+        return float(want) == float(got)
+    return want == got
+
+
+def verify_postgres(s, root, inp, calib, problems, notes):
+    """Every row (row_to_json, ORDER BY event_id) against the expected records, in one
+    merge as verify_sqlite does; plus duplicates, record ids and the checkpoint count."""
+    name, db, table = s["name"], pg_dbname(root), s["table"]
+    try:
+        total, distinct = (int(x) for x in PG.sql(
+            db, 'SELECT count(*), count(DISTINCT event_id) FROM "%s"' % table)[0])
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-d", PG.dsn(db), "-c",
+                            'SELECT row_to_json(t) FROM "%s" t ORDER BY event_id' % table],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        problems.append("%s: cannot read table %s: %s" % (name, table, e))
+        return {}
+    rows = (json.loads(ln) for ln in r.stdout.decode().splitlines())
+    missing, unexpected, mismatched, dups = [], [], [], []
+    nexp = bad_ids = 0
+    rids = set()
+    dup_rids = 0
+    last = None
+    exp = iter(s["expect"](inp))
+    e, row = next(exp, None), next(rows, None)
+    while e is not None or row is not None:
+        reid = row.get("event_id") if row is not None else None
+        if row is not None and reid == last:
+            dups.append(reid)
+        elif row is not None and (e is None or reid is None or reid < e["event_id"]):
+            unexpected.append(reid)
+        elif e is not None and (row is None or e["event_id"] < reid):
+            missing.append(e["event_id"])
+            nexp += 1
+            e = next(exp, None)
+            continue
+        else:
+            diffs = ["%s: want %s, got %s" % (c, canon(e.get(c)), canon(v))
+                     for c, v in row.items()
+                     if c != ID_FIELD and not json_value_matches(e.get(c), v)]
+            extra = sorted(set(e) - set(row))
+            if extra:
+                diffs.append("fields without a column: %s" % ", ".join(extra))
+            if diffs:
+                mismatched.append("%s: %s" % (reid, "; ".join(diffs[:4])))
+            last = reid
+            nexp += 1
+            e = next(exp, None)
+        rid = row.get(ID_FIELD)
+        if not (isinstance(rid, str) and re.fullmatch(r"[0-9a-f]{32}", rid)):
+            bad_ids += 1
+        if rid in rids:
+            dup_rids += 1
+        rids.add(rid)
+        row = next(rows, None)
+    stats = dict(expected=nexp, rows=total, distinct=distinct, missing=len(missing),
+                 duplicated=len(dups), unexpected=len(unexpected), mismatched=len(mismatched))
+    if total != distinct:
+        problems.append("%s: count(*) = %d but count(DISTINCT event_id) = %d" %
+                        (name, total, distinct))
+    if missing:
+        problems.append("%s: %d of %d expected rows missing: %s" %
+                        (name, len(missing), nexp, show(missing)))
+    if dups:
+        problems.append("%s: %d event_ids stored more than once: %s" % (name, len(dups),
+                                                                         show(dups)))
+    if unexpected:
+        problems.append("%s: %d unexpected rows: %s" % (name, len(unexpected), show(unexpected)))
+    if mismatched:
+        problems.append("%s: %d rows differ from the expected record:\n      %s" % (
+            name, len(mismatched), "\n      ".join(mismatched[:5])))
+    if bad_ids:
+        problems.append("%s: %d rows whose %s is not 32 hex digits" % (name, bad_ids, ID_FIELD))
+    if dup_rids:
+        problems.append("%s: %d record ids on more than one row" % (name, dup_rids))
+    got = PG.sql(db, "SELECT sum(records) FROM _sluice_checkpoints WHERE pipeline = '%s' "
+                 "AND sink = '%s'" % (PIPELINE, name))[0][0]
+    got = int(got) if got else None
+    stats["ckpt_records"] = got
+    if calib is not None and got is not None:
+        if calib.get("ckpt_records") == calib.get("rows"):
+            if got != nexp:
+                problems.append("%s: _sluice_checkpoints counts %d records delivered, %d rows "
+                                "expected (records were delivered more than once or lost)" %
+                                (name, got, nexp))
+        else:
+            notes.append("%s: checkpoint record count not checked (clean run: %s records for "
+                         "%s rows)" % (name, calib.get("ckpt_records"), calib.get("rows")))
+    return stats
+
+
 def verify_file(s, root, inp, calib, problems, notes):
     """Compare the multiset of records over all final files with the expected one (as
     digests of their canonical JSON, to keep memory small)."""
@@ -1584,6 +1781,8 @@ def verify_all(sc, root, inp, calib, label):
         c = calib.get(s["name"]) if calib else None
         if s["kind"] == "sqlite":
             st = verify_sqlite(s, root, inp, c, problems, notes)
+        elif s["kind"] == "postgres":
+            st = verify_postgres(s, root, inp, c, problems, notes)
         else:
             st = verify_file(s, root, inp, c, problems, notes)
         stats[s["name"]] = st
@@ -1663,6 +1862,10 @@ def state_summary(sc, root):
                                          s["table"]).fetchone()
             con.close()
             out[s["name"] + "_staging"] = staging_rows(os.path.join(root, s["db"]))
+        elif s["kind"] == "postgres":
+            out[s["name"]] = PG.sql(pg_dbname(root), 'SELECT count(*), max(event_id), '
+                                    '(SELECT sum(records) FROM _sluice_checkpoints) FROM "%s"'
+                                    % s["table"])
     return out
 
 
@@ -1831,6 +2034,11 @@ def scenario(args):
     log("crashtest seed=%d scenario=%s records=%d kills=%d delivery=%s" %
         (seed, args.scenario, args.records, args.kills, args.delivery))
     log("  %s" % sc["help"])
+    global PG
+    if any(s["kind"] == "postgres" for s in sc["sinks"]):
+        PG = PgCluster()
+        atexit.register(PG.stop)
+        PG.start()
     gen = os.path.join(args.tools, "gen_clicks")
     for exe in (args.sluice, gen):
         if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):

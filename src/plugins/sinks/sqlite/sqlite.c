@@ -148,6 +148,10 @@ static const struct sl_option sqlite_options[] = {
      .type = SL_OPT_DURATION,
      .def = "5s",
      .help = "How long to wait for another connection's lock before retrying the batch."},
+    {.name = "partition",
+     .type = SL_OPT_MAP,
+     .help = "{column: C, value: V} (run --once only): the run replaces every row whose C "
+             "is V, atomically at the end of the run; records get C = V."},
     {0},
 };
 
@@ -1436,6 +1440,8 @@ static void sqlite_close(void *state)
     sl_json_parser_destroy(s->parser);
     sl_contract_destroy(s->contract);
     sl_free(s->contract_path);
+    sl_free(s->part_col);
+    sl_free(s->part_val);
     sl_free(s);
 }
 
@@ -1794,6 +1800,8 @@ static sl_rc sqlite_init(const struct sl_plugin_ctx *ctx, void **state, struct s
             goto fail;
         s->closed = closed;
     }
+    if (!s->inspect && (rc = sl__sqlite_partition_open(s, ctx, err)))
+        goto fail;
     if (!s->inspect && (rc = sl__sqlite_staging_open(s, ctx->staged, err)))
         goto fail;
     *state = s;

@@ -110,6 +110,12 @@ struct sqlite_sink {
     struct sl_contract *contract;
     char *contract_path;
     int closed; /* the contract's root has additionalProperties: false */
+    /*
+     * partition: {column, value} (stage.c): NULL without the option. When set the sink is
+     * staged, every staged record holds part_col = part_val, and publish(ACCEPT) deletes
+     * the target's rows with that value in the transaction that inserts the staged ones.
+     */
+    char *part_col, *part_val;
 };
 
 enum row_status { ROW_OK = 0, ROW_UNKNOWN, ROW_REJECT, ROW_FAIL };
@@ -220,6 +226,13 @@ sl_rc sl__sqlite_stage_rows(struct sqlite_sink *s, struct sl_batch *b, struct sl
 
 /* At init (not inspect): drop what an earlier run left staged; prepare staging if staged. */
 sl_rc sl__sqlite_staging_open(struct sqlite_sink *s, int staged, struct sl_error *err);
+
+/*
+ * At init: read the partition option ({column: C, value: V}) into s->part_col/part_val;
+ * SL_ECONFIG when malformed, outside `run --once`, or when the run is not staged.
+ */
+sl_rc sl__sqlite_partition_open(struct sqlite_sink *s, const struct sl_plugin_ctx *ctx,
+                                struct sl_error *err);
 
 /* The plugin's publish callback (plugin.h). */
 sl_rc sl__sqlite_publish(void *state, int verdict, sl_publish_keep_fn keep, void *keep_ctx,

@@ -16,9 +16,16 @@
  * table, so that records the sink would refuse are rejected, and kept in the dead-letter
  * queue, during the run rather than at publish.
  *
+ * Partitions (`partition: {column: C, value: V}`, `run --once` only, always staged): a
+ * record holding another value in C is rejected while staging (rule "partition"), one
+ * without C gets C = V (as text) before it is staged, and ACCEPT first deletes the
+ * target's rows WHERE C = V in the publish transaction, so the partition is replaced
+ * whole or not at all.
+ *
  * Threading: the sink's thread only, like the rest of the sink.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sluice/alloc.h"
@@ -34,7 +41,37 @@ struct stage_ctx {
     struct row_ctx *c;
     uint32_t nfields;
     int has_key;
+    int has_part; /* the record holds the partition column (with the partition's value) */
 };
+
+/*
+ * 1 when v, a record's value for the partition column, is the partition's value V (text
+ * from the YAML): a string equal to V; a number spelled as V or equal to V read as a
+ * number; true/false when V is "true"/"false". null, arrays and objects never are.
+ */
+static int partition_value_is(const struct sqlite_sink *s, const struct sl_value *v)
+{
+    const char *pv = s->part_val;
+    size_t n = strlen(pv);
+    switch (v->type) {
+    case SL_V_STRING:
+        return v->len == n && memcmp(v->u.str, pv, n) == 0;
+    case SL_V_NUMBER: {
+        if (v->u.num.text && v->len == n && memcmp(v->u.num.text, pv, n) == 0)
+            return 1;
+        /* V read as a JSON-style number only: no hex, blanks, inf or nan */
+        if (n == 0 || strspn(pv, "-+.0123456789eE") != n)
+            return 0;
+        char *end;
+        double d = strtod(pv, &end);
+        return *end == '\0' && d == v->u.num.d;
+    }
+    case SL_V_BOOL:
+        return strcmp(pv, v->u.b ? "true" : "false") == 0;
+    default:
+        return 0;
+    }
+}
 
 static int stage_field(void *ctx, const char *key, size_t klen, const struct sl_value *v)
 {
@@ -85,6 +122,17 @@ static int stage_field(void *ctx, const char *key, size_t klen, const struct sl_
         }
     }
     s->seen[i] = (struct sq_seen){.gen = s->seen_gen, .len = (uint32_t)klen, .hash = h, .key = key};
+    if (s->part_col && sl__sqlite_name_eq(key, klen, s->part_col, strlen(s->part_col))) {
+        if (!partition_value_is(s, v)) {
+            snprintf(c->why, sizeof c->why,
+                     "partition column \"%.*s\" holds another value than this run's "
+                     "partition \"%.64s\"; the run replaces only that partition",
+                     kl, key, s->part_val);
+            sl__sqlite_why_set(c, "sink", "partition", key, klen);
+            return 1;
+        }
+        k->has_part = 1;
+    }
     if (s->key && sl__sqlite_name_eq(key, klen, s->key, strlen(s->key))) {
         if (v->type == SL_V_NULL) {
             snprintf(c->why, sizeof c->why, "key field \"%s\" is null", s->key);
@@ -96,9 +144,12 @@ static int stage_field(void *ctx, const char *key, size_t klen, const struct sl_
     return 0;
 }
 
-/* 1 when r passes the checks of stage_field, else 0 with c saying why. */
+/*
+ * 1 when r passes the checks of stage_field, else 0 with c saying why. *has_part: r holds
+ * the partition column.
+ */
 static int stage_check(struct sqlite_sink *s, struct sl_batch *b, struct sl_record *r,
-                       struct row_ctx *c)
+                       struct row_ctx *c, int *has_part)
 {
     struct stage_ctx k = {.s = s, .c = c};
     c->status = ROW_OK;
@@ -111,6 +162,7 @@ static int stage_check(struct sqlite_sink *s, struct sl_batch *b, struct sl_reco
         snprintf(c->why, sizeof c->why, "record has no key field \"%s\"", s->key);
         sl__sqlite_why_set(c, "sink", "key_missing", s->key, strlen(s->key));
     }
+    *has_part = k.has_part;
     return c->status == ROW_OK;
 }
 
@@ -132,9 +184,24 @@ sl_rc sl__sqlite_stage_rows(struct sqlite_sink *s, struct sl_batch *b, struct sl
             continue;
         if (!sl__sqlite_record_ready(s, b, r, w))
             continue;
-        if (!stage_check(s, b, r, &c)) {
+        int has_part;
+        if (!stage_check(s, b, r, &c, &has_part)) {
             sl__sqlite_reject_row(s, b, r, &c);
             continue;
+        }
+        if (s->part_col && !has_part) {
+            /* The partition's value, as text (SQLite's column affinity types it). */
+            struct sl_value pv = sl_value_string(s->part_val, strlen(s->part_val));
+            rc = sl_record_set_key(r, s->part_col, strlen(s->part_col), &pv, &b->arena);
+            if (rc == SL_ETYPE) {
+                snprintf(c.why, sizeof c.why, "record is not an object");
+                sl__sqlite_why_set(&c, "sink", "not_object", NULL, 0);
+                sl__sqlite_reject_row(s, b, r, &c);
+                rc = SL_OK;
+                continue;
+            }
+            if (rc)
+                return sl_error_set(err, rc, "setting the partition column: %s", sl_strerror(rc));
         }
         sl_buf_clear(&s->json);
         if ((rc = sl_record_write(r, &s->json)) == SL_ELIMIT) {
@@ -301,6 +368,40 @@ static sl_rc publish_chunk(struct sqlite_sink *s, struct sl_batch *b, int64_t *w
     return SL_OK;
 }
 
+/*
+ * partition: inside the publish transaction, delete the target's rows whose partition
+ * column holds the partition's value (bound as text: a column with INTEGER or REAL
+ * affinity compares it as a number). Nothing to do before the table or the column exist.
+ */
+static sl_rc partition_clear(struct sqlite_sink *s, struct sl_error *err)
+{
+    if (s->ncols == 0 || sl__sqlite_find_col(s, s->part_col, strlen(s->part_col)) < 0)
+        return SL_OK;
+    sqlite3_stmt *st;
+    sl_buf_clear(&s->sql);
+    sl_rc rc = sl_buf_puts(&s->sql, "DELETE FROM ");
+    if (rc == SL_OK)
+        rc = sl__sqlite_put_ident(&s->sql, s->table, strlen(s->table));
+    if (rc == SL_OK)
+        rc = sl_buf_puts(&s->sql, " WHERE ");
+    if (rc == SL_OK)
+        rc = sl__sqlite_put_ident(&s->sql, s->part_col, strlen(s->part_col));
+    if (rc == SL_OK)
+        rc = sl_buf_puts(&s->sql, " = ?1");
+    if (rc)
+        return sl_error_set(err, rc, "out of memory");
+    if ((rc = sl__sqlite_prepare(s, s->sql.data, s->sql.len, &st, err)))
+        return rc;
+    sqlite3_bind_text(st, 1, s->part_val, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    rc = src == SQLITE_DONE ? SL_OK : sl__sqlite_db_error(s, src, err, "replacing the partition");
+    if (rc == SL_OK)
+        sl_info(s->name, "replacing partition %s = %s of table %s: %d rows deleted", s->part_col,
+                s->part_val, s->table, sqlite3_changes(s->db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static sl_rc publish_accept(struct sqlite_sink *s, int64_t *rows, struct sl_error *err)
 {
     sqlite3_stmt *sel = NULL;
@@ -317,6 +418,8 @@ static sl_rc publish_accept(struct sqlite_sink *s, int64_t *rows, struct sl_erro
     }
     if ((rc = sl__sqlite_step_done(s, s->begin, "starting the publish transaction", err)))
         return rc;
+    if (s->part_col && (rc = partition_clear(s, err)))
+        goto fail;
     if ((rc = sl__sqlite_prepare(s, staged_sql, sizeof staged_sql - 1, &sel, err)))
         goto fail;
     sqlite3_bind_text(sel, 1, s->pipeline, -1, SQLITE_STATIC);
@@ -525,5 +628,58 @@ sl_rc sl__sqlite_staging_open(struct sqlite_sink *s, int staged, struct sl_error
         (rc = sl__sqlite_prepare(s, put, sizeof put - 1, &s->stage_put, err)) ||
         (rc = sl__sqlite_prepare(s, pos, sizeof pos - 1, &s->stage_pos, err)))
         return rc;
+    return SL_OK;
+}
+
+sl_rc sl__sqlite_partition_open(struct sqlite_sink *s, const struct sl_plugin_ctx *ctx,
+                                struct sl_error *err)
+{
+    const struct sl_cfg_node *pn = sl_cfg_get(ctx->node, "partition");
+    const char *col = NULL, *val = NULL;
+    if (!pn)
+        return SL_OK;
+    if (pn->kind != SL_CFG_MAP)
+        return sl_cfg_error(err, pn, "sinks.%s.partition: must be a map {column: C, value: V}",
+                            ctx->name);
+    for (size_t i = 0; i < pn->n; i++) {
+        const struct sl_cfg_pair *p = &pn->pairs[i];
+        if (strcmp(p->key, "column") != 0 && strcmp(p->key, "value") != 0)
+            return sl_cfg_error(err, p->val,
+                                "sinks.%s.partition: unknown key \"%s\"; it takes column and "
+                                "value",
+                                ctx->name, p->key);
+        if (p->val->kind != SL_CFG_SCALAR || p->val->is_null)
+            return sl_cfg_error(err, p->val, "sinks.%s.partition.%s: must be a string", ctx->name,
+                                p->key);
+        if (strcmp(p->key, "column") == 0)
+            col = p->val->str;
+        else
+            val = p->val->str;
+    }
+    if (!col || !*col || !val)
+        return sl_cfg_error(err, pn,
+                            "sinks.%s.partition: needs both column (a non-empty name) and value",
+                            ctx->name);
+    if (s->id_column && sl__sqlite_name_eq(col, strlen(col), s->id_column, strlen(s->id_column)))
+        return sl_cfg_error(err, sl_cfg_get(pn, "column"),
+                            "sinks.%s.partition.column: \"%s\" is the id column; name a field "
+                            "of the records",
+                            ctx->name, col);
+    if (!ctx->once)
+        return sl_cfg_error(err, pn,
+                            "sinks.%s.partition: works only with `sluice run --once` (the run "
+                            "replaces the partition as a whole when it ends); remove partition "
+                            "for a streaming run",
+                            ctx->name);
+    if (!ctx->staged)
+        return sl_cfg_error(err, pn,
+                            "sinks.%s.partition: the run did not stage this sink "
+                            "(write-audit-publish), so the partition cannot be replaced "
+                            "atomically; this is a bug in sluice",
+                            ctx->name);
+    s->part_col = sl_strdup(col);
+    s->part_val = sl_strdup(val);
+    if (!s->part_col || !s->part_val)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     return SL_OK;
 }
