@@ -13,6 +13,9 @@
 #      record violates: that record alone is in the dead-letter queue (class sink, rule
 #      check_violation, the server's message, its raw bytes exactly), every other record
 #      is in the table exactly once with its values.
+#   c. another session holds an exclusive lock on the table for 3 s while a run with
+#      statement_timeout 300ms writes to it: the timeout (SQLSTATE 57014) is retried and
+#      the run ends with every record written.
 #
 # Needs $SLUICE, $SLUICE_TOOLS (gen_clicks), PostgreSQL server binaries, psql, jq.
 # shellcheck source=tests/integration/lib.sh
@@ -140,4 +143,34 @@ assert_eq "checkpoint records" "$((M - 1))" \
 pg=$(jq -c '.stages[] | select(.name == "pg")' report_b.json)
 assert_eq "report: rejected and kept" "1 1" "$(jq -r '"\(.rejected) \(.dlq)"' <<<"$pg")"
 
-note "postgres outage and poison record: all checks passed"
+# --- c. a lock held past statement_timeout: 57014 is transient ------------------------------
+printf '{"k":%d}\n' $(seq 1 50) >locked.ndjson
+pg_sql 'CREATE TABLE locked (k bigint PRIMARY KEY, _sluice_id text)' >/dev/null
+# Hold an exclusive lock on the table for 3 s, from another session.
+psql -X -q -c 'BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT' >/dev/null &
+locker=$!
+lock_held() { [ "$(pg_sql "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'locked' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ]; }
+wait_for 10 lock_held
+cat >c.yaml <<EOF
+pipeline: pg_locked
+state_dir: state_c
+sources:
+  in: {type: file, path: locked.ndjson, format: ndjson}
+sinks:
+  pg:
+    type: postgres
+    inputs: [in]
+    table: locked
+    key: k
+    statement_timeout: 300ms
+    retry: {initial_backoff: 100ms, max_backoff: 500ms}
+EOF
+run_sluice run --once --report report_c.json c.yaml
+wait "$locker" || fail "the locking session failed"
+assert_rc 0
+assert_file_contains "$RUN_STDERR" "SQLSTATE 57014"
+[ "$(jq '.stages[] | select(.name == "pg") | .retries' report_c.json)" -ge 1 ] ||
+    fail "report: the statement timeout was not retried"
+assert_eq "rows after the lock" "$(seq 1 50 | tr '\n' ' ')" "$(pg_sql 'SELECT k FROM locked ORDER BY k' | tr '\n' ' ')"
+
+note "postgres outage, poison record and statement timeout: all checks passed"

@@ -10,7 +10,8 @@
 #      row replaced, a new column added by a later batch, a fraction widening a bigint
 #   4. status, reset --to-position (the rewound part is delivered again, rows unchanged)
 #      and reset; after reset a re-run writes the same rows
-#   5. a table created from a contract (columns and types from the contract)
+#   5. a table created from a contract (columns and types from the contract); a backward
+#      compatible new version adds a column, an incompatible one is refused
 #   6. partition: {column, value} under --once, twice with different data for the same
 #      value: only the second run's rows for that value, other values untouched
 #   7. write-audit-publish with quality gates: a failed gate leaves nothing (table,
@@ -158,6 +159,19 @@ assert_eq "contract layout" "$(printf '%s\n' 'order_id|bigint' 'amount|double pr
 assert_eq "contract rows" "$(printf '%s\n' '10|2|||' '11||x|t|[1]')" \
     "$(pg_sql 'SELECT * FROM orders ORDER BY 1')"
 
+# A compatible new version adds a column; an incompatible one is refused, changing nothing.
+sed -i 's/"version": 1/"version": 2/; s/"items": {"type": "array"}}/"items": {"type": "array"}, "coupon": {}}/' c.json
+run_sluice run --once c.yaml
+assert_rc 0
+assert_file_contains "$RUN_STDERR" "contract order@1 -> order@2 (backward compatible)"
+assert_eq "column from contract v2" "coupon|jsonb" \
+    "$(pg_sql "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attnum = 6")"
+sed -i 's/"version": 2/"version": 3/; s/"required": \["order_id"\]/"required": ["order_id", "coupon"]/' c.json
+run_sluice run --once c.yaml
+[ "$RUN_RC" != 0 ] || fail "an incompatible contract was accepted"
+assert_file_contains "$RUN_STDERR" "is not backward compatible with order@2"
+assert_eq "stored contract unchanged" "2" "$(pg_sql "SELECT version FROM _sluice_contracts WHERE tbl = '\"orders\"'")"
+
 # --- 6. partition replacement ------------------------------------------------------------------
 pg_sql 'CREATE TABLE daily (k text PRIMARY KEY, day text NOT NULL, v bigint)' >/dev/null
 pg_sql "INSERT INTO daily VALUES ('old1', '2024-01-01', 1), ('keep', '2024-01-02', 2)" >/dev/null
@@ -223,6 +237,7 @@ assert_eq "quarantined: no rows, checkpoint at the end with 0 records, empty sta
     "$(pg_sql "SELECT (SELECT count(*) FROM wap_quarantine), (SELECT count(*) FROM _sluice_checkpoints WHERE pipeline = 'pg_wap_quarantine' AND position LIKE '%\"offset\":51%'), (SELECT coalesce(sum(records), 0) FROM _sluice_checkpoints WHERE pipeline = 'pg_wap_quarantine'), (SELECT count(*) FROM _sluice_staging) + (SELECT count(*) FROM _sluice_staged)" | tr '|' ' ')"
 run_sluice quarantine list wq.yaml --json
 assert_rc 0
-assert_eq "one quarantined unit of 3 records" "1 3" "$(jq -s -r 'flatten | "\(length) \(.[0].records)"' "$RUN_STDOUT")"
+assert_eq "one quarantined unit of 3 records from pg" "1 3 pg" \
+    "$(jq -r '.units | "\(length) \(.[0].records) \(.[0].stage)"' "$RUN_STDOUT")"
 
 note "postgres sink: all checks passed"

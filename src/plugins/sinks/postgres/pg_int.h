@@ -69,13 +69,14 @@ struct pg_sink {
     const char *pipeline; /* pipeline name (outlives the state) */
     const char *const *source_names;
     size_t nsources;
-    char *conninfo;                   /* NULL: PG* environment variables */
-    char *schema, *table;             /* schema NULL when unqualified */
-    char *qtable;                     /* "schema"."table", quoted */
-    char *qckpt, *qstaging, *qstaged; /* the sink's own tables, in the target's schema */
-    char *key, *id_column;            /* id_column NULL when switched off */
-    const char *target;               /* key or id_column: the conflict column */
-    char *part_col, *part_val;        /* partition, or NULL */
+    char *conninfo;       /* NULL: PG* environment variables */
+    char *schema, *table; /* schema NULL when unqualified */
+    char *qtable;         /* "schema"."table", quoted */
+    char *qckpt, *qstaging, *qstaged,
+        *qcontracts;           /* the sink's own tables, in the target's schema */
+    char *key, *id_column;     /* id_column NULL when switched off */
+    const char *target;        /* key or id_column: the conflict column */
+    char *part_col, *part_val; /* partition, or NULL */
     uint64_t connect_ms, statement_ms;
     PGconn *conn;
     int temp_ready;
@@ -159,7 +160,7 @@ sl_rc sl__pg_load_columns(struct pg_sink *s, struct sl_error *err);
 sl_rc sl__pg_staging_open(struct pg_sink *s, struct sl_error *err);
 
 /* Move the batch in _sluice_batch into _sluice_staging (inside the open transaction). */
-sl_rc sl__pg_stage_rows(struct pg_sink *s, uint32_t n, struct sl_error *err);
+sl_rc sl__pg_stage_rows(struct pg_sink *s, struct sl_error *err);
 
 /* The plugin's publish callback (plugin.h). */
 sl_rc sl__pg_publish(void *state, int verdict, sl_publish_keep_fn keep, void *keep_ctx,

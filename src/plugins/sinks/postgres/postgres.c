@@ -312,7 +312,10 @@ sl_rc sl__pg_connect(struct pg_sink *s, struct sl_error *err)
     snprintf(set, sizeof set,
              "SET client_min_messages = warning; SET statement_timeout = %" PRIu64 "%s",
              s->statement_ms, s->exactly_once ? "" : "; SET synchronous_commit = off");
-    return sl__pg_exec(s, set, "configuring the session", err);
+    sl_rc rc = sl__pg_exec(s, set, "configuring the session", err);
+    if (rc)
+        drop_conn(s); /* the next attempt connects and configures again */
+    return rc;
 }
 
 /* The TEMP staging table of this connection (invariant 2). */
@@ -1346,7 +1349,7 @@ static sl_rc pg_process(void *state, struct sl_batch *b, struct sl_worker *w, st
         if ((rc = sl__pg_copy_batch(s, b, idx, n, err)))
             return sl__pg_abort(s, rc);
         if (s->staged) {
-            rc = sl__pg_stage_rows(s, n, err);
+            rc = sl__pg_stage_rows(s, err);
             written = n;
         } else if ((s->key ? s->key_col : s->id_col) < 0) {
             rc = sl_error_set(err, SL_ESTATE, "sink %s: conflict column %s is missing from %s",
@@ -1496,6 +1499,7 @@ static void pg_close(void *state)
     sl_free(s->qckpt);
     sl_free(s->qstaging);
     sl_free(s->qstaged);
+    sl_free(s->qcontracts);
     sl_free(s->key);
     sl_free(s->id_column);
     sl_free(s->part_col);
@@ -1520,6 +1524,110 @@ static const char *contract_type(const char *t)
     return "jsonb";
 }
 
+/* Collects the breaking changes of a contract comparison, "; "-separated. */
+struct breaks {
+    struct sl_buf b;
+};
+
+static int collect_break(void *ctx, const struct sl_contract_change *ch)
+{
+    struct breaks *l = ctx;
+    if (ch->breaks & SL_COMPAT_BACKWARD)
+        sl_buf_printf(&l->b, "%s%s: %s", l->b.len ? "; " : "", ch->path, ch->reason);
+    return 0;
+}
+
+/*
+ * The contract stored beside the table (_sluice_contracts, keyed by table): when it
+ * differs from the configured one, the new one must be backward compatible (data valid
+ * under the old one stays valid); otherwise SL_ECONFIG listing the breaking changes.
+ * Inside the contract's transaction; the row is locked until it commits.
+ */
+static sl_rc contract_check_stored(struct pg_sink *s, struct sl_error *err)
+{
+    char q[600];
+    PGresult *res;
+    sl_rc rc;
+    snprintf(q, sizeof q,
+             "CREATE TABLE IF NOT EXISTS %s (sink text NOT NULL, tbl text PRIMARY KEY,"
+             " name text NOT NULL, version text NOT NULL, text text NOT NULL,"
+             " applied_ns bigint NOT NULL)",
+             s->qcontracts);
+    if ((rc = sl__pg_exec(s, q, "creating the contracts table", err)))
+        return rc;
+    snprintf(q, sizeof q, "SELECT text, name || '@' || version FROM %s WHERE tbl = $1 FOR UPDATE",
+             s->qcontracts);
+    const char *v[] = {s->qtable};
+    if ((rc = sl__pg_params(s, q, 1, v, &res, "reading the stored contract", err)))
+        return rc;
+    size_t n;
+    const char *text = sl_contract_text(s->contract, &n);
+    if (PQntuples(res) == 0 ||
+        ((size_t)PQgetlength(res, 0, 0) == n && memcmp(PQgetvalue(res, 0, 0), text, n) == 0)) {
+        PQclear(res);
+        return SL_OK;
+    }
+    struct sl_contract *old = NULL;
+    char old_label[200];
+    snprintf(old_label, sizeof old_label, "%s", PQgetvalue(res, 0, 1));
+    rc = sl_contract_load_mem(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+                              "the stored contract", &old, err);
+    PQclear(res);
+    if (rc) {
+        sl_error_prefix(err,
+                        "sink %s: cannot read the contract stored for %s in %s back: delete "
+                        "its row to adopt %s: ",
+                        s->name, s->qtable, s->qcontracts, sl_contract_label(s->contract));
+        return rc == SL_ENOMEM ? rc : SL_ECONFIG;
+    }
+    struct breaks l;
+    int incompatible = 0;
+    sl_buf_init(&l.b, 1 << 16);
+    rc = sl_contract_compare(old, s->contract, SL_COMPAT_BACKWARD, collect_break, &l, &incompatible,
+                             err);
+    sl_contract_destroy(old);
+    if (rc == SL_OK && incompatible) {
+        sl_buf_cstr(&l.b);
+        rc = sl_error_set(err, SL_ECONFIG,
+                          "sinks.%s.contract: %s (%s) is not backward compatible with %s, the "
+                          "contract table %s was built for: %s. Nothing was changed. Write to "
+                          "a new table, or migrate %s yourself and then run \"DELETE FROM %s "
+                          "WHERE tbl = '%s'\" so that the next start adopts the new contract",
+                          s->name, sl_contract_label(s->contract), s->contract_path, old_label,
+                          s->qtable, l.b.data ? l.b.data : "", s->qtable, s->qcontracts, s->qtable);
+    } else if (rc == SL_OK) {
+        sl_info(s->name, "table %s: contract %s -> %s (backward compatible)", s->qtable, old_label,
+                sl_contract_label(s->contract));
+    }
+    sl_buf_fini(&l.b);
+    return rc;
+}
+
+/* Store (or replace) the contract row of the table. */
+static sl_rc contract_store(struct pg_sink *s, struct sl_error *err)
+{
+    char q[600], ns[32];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(ns, sizeof ns, "%" PRIu64, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+    snprintf(q, sizeof q,
+             "INSERT INTO %s (sink, tbl, name, version, text, applied_ns)"
+             " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tbl) DO UPDATE SET"
+             " sink = EXCLUDED.sink, name = EXCLUDED.name, version = EXCLUDED.version,"
+             " text = EXCLUDED.text, applied_ns = EXCLUDED.applied_ns",
+             s->qcontracts);
+    size_t n;
+    const char *text = sl_contract_text(s->contract, &n);
+    char *t = sl_strndup(text, n);
+    if (!t)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    const char *v[] = {
+        s->name, s->qtable, sl_contract_name(s->contract), sl_contract_version(s->contract), t, ns};
+    sl_rc rc = sl__pg_params(s, q, 6, v, NULL, "storing the contract", err);
+    sl_free(t);
+    return rc;
+}
+
 /* Create the table from the contract, or add the columns it lacks (in one transaction). */
 static sl_rc contract_apply(struct pg_sink *s, struct sl_error *err)
 {
@@ -1528,7 +1636,7 @@ static sl_rc contract_apply(struct pg_sink *s, struct sl_error *err)
     struct sl_buf *q = &s->sql;
     sl_rc rc;
     if ((rc = sl__pg_exec(s, "BEGIN", "starting the contract's transaction", err)) ||
-        (rc = sl__pg_load_columns(s, err)))
+        (rc = contract_check_stored(s, err)) || (rc = sl__pg_load_columns(s, err)))
         return sl__pg_abort(s, rc);
     int create = s->ncols == 0;
     sl_buf_clear(q);
@@ -1573,6 +1681,7 @@ static sl_rc contract_apply(struct pg_sink *s, struct sl_error *err)
         }
     }
     if ((rc = sl__pg_load_columns(s, err)) || (rc = ensure_target_unique(s, err)) ||
+        (rc = contract_store(s, err)) ||
         (rc = sl__pg_exec(s, "COMMIT", "committing the contract's table", err)))
         return sl__pg_abort(s, rc);
     return SL_OK;
@@ -1721,10 +1830,11 @@ static sl_rc pg_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_er
     s->qckpt = qualified(s->schema, "_sluice_checkpoints");
     s->qstaging = qualified(s->schema, "_sluice_staging");
     s->qstaged = qualified(s->schema, "_sluice_staged");
+    s->qcontracts = qualified(s->schema, "_sluice_contracts");
     if (!s->cols || !s->slot || !s->slot_gen || (conninfo && *conninfo && !s->conninfo) ||
         (dot && !s->schema) || !s->table || (key && !s->key) || (*id_column && !s->id_column) ||
         (pcol && (!s->part_col || !s->part_val)) || (contract && *contract && !s->contract_path) ||
-        !s->qtable || !s->qckpt || !s->qstaging || !s->qstaged) {
+        !s->qtable || !s->qckpt || !s->qstaging || !s->qstaged || !s->qcontracts) {
         rc = sl_error_set(err, SL_ENOMEM, "out of memory");
         goto fail;
     }

@@ -84,10 +84,9 @@ sl_rc sl__pg_staging_open(struct pg_sink *s, struct sl_error *err)
     return SL_OK;
 }
 
-sl_rc sl__pg_stage_rows(struct pg_sink *s, uint32_t n, struct sl_error *err)
+sl_rc sl__pg_stage_rows(struct pg_sink *s, struct sl_error *err)
 {
     char q[600], seq[32];
-    (void)n;
     snprintf(seq, sizeof seq, "%" PRId64, s->stage_seq);
     snprintf(q, sizeof q,
              "INSERT INTO %s (pipeline, sink, seq, id, doc) SELECT $1, $2, $3::bigint + n, id, doc"
