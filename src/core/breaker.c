@@ -146,12 +146,12 @@ static void transition(struct sl__breaker *b, int to)
     persist(b);
 }
 
-/* Sleep ms in slices, returning early (1) when the run is aborted. */
-static int wait_ms(uint64_t ms, const atomic_int *aborted)
+/* Sleep ms in slices, returning early (1) when the run is aborted (or, with stop, stopped). */
+static int wait_ms(uint64_t ms, const atomic_int *aborted, int stop)
 {
     uint64_t end = sl_now_mono_ns() + ms * 1000000ull;
     for (;;) {
-        if (aborted && atomic_load(aborted))
+        if ((aborted && atomic_load(aborted)) || (stop && sl_engine_stopping()))
             return 1;
         uint64_t now = sl_now_mono_ns();
         if (now >= end)
@@ -175,7 +175,8 @@ sl_rc sl__breaker_run(struct sl__breaker *b, sl__attempt_fn fn, void *ctx,
     for (uint64_t attempt = 1;; attempt++) {
         if (b->state == SL__BRK_OPEN) {
             uint64_t since = (sl_now_mono_ns() - b->opened_ns) / 1000000ull;
-            if (since < bp->open_for_ms && wait_ms(bp->open_for_ms - since, aborted))
+            if (since < bp->open_for_ms &&
+                wait_ms(bp->open_for_ms - since, aborted, b->stop_on_request))
                 return sl_error_set(err, SL_ECANCELED, "stopped while the breaker was open");
             transition(b, SL__BRK_HALF_OPEN);
         }
@@ -213,8 +214,8 @@ sl_rc sl__breaker_run(struct sl__breaker *b, sl__attempt_fn fn, void *ctx,
                             rp->max_elapsed_ms);
             return SL_EIO;
         }
-        if (aborted && atomic_load(aborted))
-            return sl_error_set(err, SL_ECANCELED, "stopped: another stage failed");
+        if ((aborted && atomic_load(aborted)) || (b->stop_on_request && sl_engine_stopping()))
+            return sl_error_prefix(err, "stopped while retrying: ");
         atomic_fetch_add(&b->retries, 1);
         if (b->state == SL__BRK_OPEN)
             continue; /* the wait is the breaker's open_for */
@@ -224,7 +225,7 @@ sl_rc sl__breaker_run(struct sl__breaker *b, sl__attempt_fn fn, void *ctx,
         sl_warn(b->sink,
                 "transient failure (attempt %" PRIu64 "), retrying in %" PRIu64 " ms%s: %s",
                 attempt, wait, retry_after ? " (as the server asked)" : "", err->msg);
-        if (wait_ms(wait, aborted))
+        if (wait_ms(wait, aborted, b->stop_on_request))
             return sl_error_set(err, SL_ECANCELED, "stopped: another stage failed");
         double next = (double)backoff * rp->multiplier;
         backoff = next > (double)rp->max_ms ? rp->max_ms : (uint64_t)next;

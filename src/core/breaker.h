@@ -51,6 +51,7 @@ struct sl__breaker {
     uint64_t rng;
     atomic_ullong retries; /* failed attempts that were retried */
     atomic_ullong opens;   /* transitions to OPEN */
+    int stop_on_request;   /* also give up when a stop is requested (start-up) */
     char last_error[512];
 };
 

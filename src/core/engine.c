@@ -1313,6 +1313,19 @@ static sl_rc finish_gates(struct engine *e, struct sl_error *err)
     return rc;
 }
 
+struct init_attempt {
+    const struct sl_plugin *pl;
+    const struct sl_plugin_ctx *ctx;
+    void **state;
+};
+
+static sl_rc sink_init_attempt(void *c, uint64_t *retry_after_ms, struct sl_error *err)
+{
+    struct init_attempt *a = c;
+    *retry_after_ms = 0;
+    return a->pl->init(a->ctx, a->state, err);
+}
+
 static sl_rc init_plugins(struct engine *e, struct sl_error *err)
 {
     struct sl_pipeline *p = e->p;
@@ -1341,7 +1354,20 @@ static sl_rc init_plugins(struct engine *e, struct sl_error *err)
             continue;
         }
         sl_error_clear(err);
-        sl_rc rc = st->comp->plugin->init(&ctx, &st->state, err);
+        sl_rc rc;
+        if (st->comp->kind == SL_PLUGIN_SINK && st->brk_inited) {
+            /*
+             * A sink whose dependency is down at start-up (SL_RETRY from init) is waited
+             * for under its retry policy and breaker, like a failing batch; a stop request
+             * ends the wait.
+             */
+            struct init_attempt ia = {st->comp->plugin, &ctx, &st->state};
+            st->brk.stop_on_request = 1;
+            rc = sl__breaker_run(&st->brk, sink_init_attempt, &ia, &e->aborted, err);
+            st->brk.stop_on_request = 0;
+        } else {
+            rc = st->comp->plugin->init(&ctx, &st->state, err);
+        }
         if (rc) {
             if (!err->msg[0])
                 sl_error_set(err, rc, "%s", sl_strerror(rc));

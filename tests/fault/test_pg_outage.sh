@@ -16,6 +16,9 @@
 #   c. another session holds an exclusive lock on the table for 3 s while a run with
 #      statement_timeout 300ms writes to it: the timeout (SQLSTATE 57014) is retried and
 #      the run ends with every record written.
+#   d. a run started while PostgreSQL is down waits for it (the sink's start-up is retried
+#      under its retry policy and breaker) and writes everything once it is back;
+#      `sluice status` does not wait.
 #
 # Needs $SLUICE, $SLUICE_TOOLS (gen_clicks), PostgreSQL server binaries, psql, jq.
 # shellcheck source=tests/integration/lib.sh
@@ -173,4 +176,37 @@ assert_file_contains "$RUN_STDERR" "SQLSTATE 57014"
     fail "report: the statement timeout was not retried"
 assert_eq "rows after the lock" "$(seq 1 50 | tr '\n' ' ')" "$(pg_sql 'SELECT k FROM locked ORDER BY k' | tr '\n' ' ')"
 
-note "postgres outage, poison record and statement timeout: all checks passed"
+# --- d. started while PostgreSQL is down: the run waits for it --------------------------------
+printf '{"k":%d}\n' $(seq 1 30) >late.ndjson
+cat >d.yaml <<EOF
+pipeline: pg_late
+state_dir: state_d
+sources:
+  in: {type: file, path: late.ndjson, format: ndjson}
+sinks:
+  pg:
+    type: postgres
+    inputs: [in]
+    table: late
+    key: k
+    retry: {initial_backoff: 100ms, max_backoff: 300ms}
+    circuit_breaker: {failure_threshold: 3, open_for: 500ms}
+EOF
+(cd / && pg_stop)
+start_sluice run --once --report "$PWD/report_d.json" d.yaml
+sleep 2
+kill -0 "$SLUICE_PID" 2>/dev/null || fail "a run started while PostgreSQL was down did not wait: $(cat "$RUN_STDERR")"
+(cd / && pg_start_again)
+wait "$SLUICE_PID" || fail "the run that waited for PostgreSQL failed: $(cat "$RUN_STDERR")"
+assert_file_contains "$RUN_STDERR" "circuit breaker open"
+assert_eq "rows written after the late start" "$(seq 1 30 | tr '\n' ' ')" \
+    "$(pg_sql 'SELECT k FROM late ORDER BY k' | tr '\n' ' ')"
+[ "$(jq '.stages[] | select(.name == "pg") | .breaker' report_d.json)" = '"closed"' ] ||
+    fail "report: the breaker should end closed"
+# status does not wait: it answers at once with the reason.
+(cd / && pg_stop)
+run_sluice status d.yaml
+[ "$RUN_RC" -ne 0 ] || fail "status should fail when PostgreSQL is down"
+(cd / && pg_start_again)
+
+note "postgres outage, poison record, statement timeout and late start: all checks passed"

@@ -1842,9 +1842,7 @@ static sl_rc pg_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_er
 
     if ((rc = sl__pg_connect(s, err))) {
         sl_error_prefix(err, "sinks.%s: ", ctx->name);
-        if (rc == SL_RETRY)
-            rc = SL_EDB; /* at start-up: fail now, with the reason */
-        goto fail;
+        goto fail; /* SL_RETRY: the engine waits for the server under the retry policy */
     }
     if (s->inspect) {
         PGresult *res;
@@ -1879,7 +1877,8 @@ static sl_rc pg_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_er
     *state = s;
     return SL_OK;
 fail:
-    if (rc == SL_RETRY)
+    /* Inspection (status, reset) answers now; a run waits for a server that is down. */
+    if (rc == SL_RETRY && s->inspect)
         rc = SL_EDB;
     pg_close(s);
     return rc;
