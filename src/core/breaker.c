@@ -214,8 +214,11 @@ sl_rc sl__breaker_run(struct sl__breaker *b, sl__attempt_fn fn, void *ctx,
                             rp->max_elapsed_ms);
             return SL_EIO;
         }
-        if ((aborted && atomic_load(aborted)) || (b->stop_on_request && sl_engine_stopping()))
-            return sl_error_prefix(err, "stopped while retrying: ");
+        if ((aborted && atomic_load(aborted)) || (b->stop_on_request && sl_engine_stopping())) {
+            sl_error_prefix(err, "stopped while retrying: ");
+            err->rc = SL_ECANCELED;
+            return SL_ECANCELED;
+        }
         atomic_fetch_add(&b->retries, 1);
         if (b->state == SL__BRK_OPEN)
             continue; /* the wait is the breaker's open_for */
