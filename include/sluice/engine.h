@@ -63,6 +63,39 @@ sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct s
 
 void sl_run_report_fini(struct sl_run_report *rep);
 
+/* Upper bounds (seconds) of the batch latency histogram buckets; +Inf follows. */
+#define SL_LATENCY_BUCKETS 12
+extern const double sl_latency_bounds[SL_LATENCY_BUCKETS];
+
+/* What a running engine shows beyond its counters (the admin server's /metrics). */
+struct sl_stage_live {
+    uint32_t queue_batches;  /* batches waiting in this stage's input queue */
+    uint64_t queue_bytes;    /* their input bytes */
+    uint32_t queue_capacity; /* queue.max_batches */
+    uint64_t queue_max_bytes;
+    /* sinks: time from a batch leaving its source to its commit, cumulative counts per
+       bucket (Prometheus style: bucket i counts latencies <= sl_latency_bounds[i]; the
+       last one, index SL_LATENCY_BUCKETS, is +Inf = count) and the sum in seconds */
+    uint64_t latency_buckets[SL_LATENCY_BUCKETS + 1];
+    double latency_sum_s;
+    uint64_t last_commit_ns;        /* sinks: wall clock of the last commit, 0 = none yet */
+    uint64_t last_commit_ingest_ns; /* sinks: when that batch left its source */
+    int breaker_state;              /* sinks: 0 closed, 1 open, 2 half-open */
+};
+
+typedef void (*sl_engine_live_fn)(void *ctx, const struct sl_stage_stats *s,
+                                  const struct sl_stage_live *l);
+
+/*
+ * Call fn for every stage of the engine running in this process, in pipeline order, with
+ * its counters so far. Safe from any thread while the engine runs; the engine cannot
+ * finish while fn runs, so fn must be quick. SL_OK, or SL_ENOENT when no engine runs.
+ */
+sl_rc sl_engine_live(sl_engine_live_fn fn, void *ctx);
+
+/* Whether the running engine has started every stage (for /ready). */
+int sl_engine_ready(void);
+
 /*
  * Ask a running engine to stop: sources stop reading, in-flight batches drain and
  * commit. Async-signal-safe.

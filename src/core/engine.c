@@ -61,6 +61,14 @@
 
 static atomic_int stop_requested;
 
+const double sl_latency_bounds[SL_LATENCY_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                      0.25,  0.5,   1,    2.5,   5,    10};
+
+/* The engine running in this process, for sl_engine_live (admin server). */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct engine *live_engine;
+static atomic_int live_ready;
+
 void sl_engine_request_stop(void)
 {
     atomic_store(&stop_requested, 1);
@@ -117,6 +125,10 @@ struct stage {
     int staged;             /* sinks: write-audit-publish this run (ctx.staged) */
     struct sl__breaker brk; /* sinks: retries and the circuit breaker */
     int brk_inited;
+    /* sinks: commit latency (source emit -> commit), per bucket (not cumulative) */
+    atomic_ullong lat[SL_LATENCY_BUCKETS + 1];
+    atomic_ullong lat_sum_us;
+    atomic_ullong last_commit_ns, last_commit_ingest_ns;
     /* source */
     uint64_t seq;
     int fans_out;
@@ -649,8 +661,19 @@ static sl_rc process_batch(struct stage *st, struct sl_batch *b, struct sl_worke
     }
     if (dropped1 > dropped0)
         atomic_fetch_add(&st->dropped, dropped1 - dropped0);
-    if (st->comp->kind == SL_PLUGIN_SINK)
+    if (st->comp->kind == SL_PLUGIN_SINK) {
         atomic_fetch_add(&st->rec_out, live1);
+        uint64_t now = sl_now_real_ns();
+        uint64_t lat_ns = b->ingest_ns && now > b->ingest_ns ? now - b->ingest_ns : 0;
+        double lat_s = (double)lat_ns / 1e9;
+        size_t k = 0;
+        while (k < SL_LATENCY_BUCKETS && lat_s > sl_latency_bounds[k])
+            k++;
+        atomic_fetch_add(&st->lat[k], 1);
+        atomic_fetch_add(&st->lat_sum_us, lat_ns / 1000);
+        atomic_store(&st->last_commit_ns, now);
+        atomic_store(&st->last_commit_ingest_ns, b->ingest_ns);
+    }
     return SL_OK;
 }
 
@@ -1379,6 +1402,78 @@ static sl_rc init_plugins(struct engine *e, struct sl_error *err)
     return SL_OK;
 }
 
+/* A stage's counters as they are now. */
+static void stage_stats(struct stage *st, struct sl_stage_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    s->name = st->comp->name;
+    s->kind = st->comp->kind;
+    s->plugin = st->comp->plugin->name;
+    s->batches = atomic_load(&st->batches);
+    s->records_in = atomic_load(&st->rec_in);
+    s->records_out = atomic_load(&st->rec_out);
+    s->dropped = atomic_load(&st->dropped);
+    s->rejected = atomic_load(&st->rejected);
+    s->bytes_in = atomic_load(&st->bytes_in);
+    s->bytes_out = atomic_load(&st->bytes_out);
+    s->skipped = atomic_load(&st->skipped);
+    s->dlq = atomic_load(&st->dlq);
+    s->quarantined = atomic_load(&st->quarantined);
+    s->empty = atomic_load(&st->empty);
+    s->gate_warns = atomic_load(&st->gate_warns);
+    if (st->brk_inited) {
+        s->retries = atomic_load(&st->brk.retries);
+        s->breaker_opens = atomic_load(&st->brk.opens);
+        s->breaker = sl__breaker_state_name(st->brk.state);
+    }
+    if (st->comp->kind == SL_PLUGIN_SOURCE) {
+        uint64_t gone = s->rejected + s->quarantined;
+        s->records_out = s->records_in >= gone ? s->records_in - gone : 0;
+    }
+}
+
+sl_rc sl_engine_live(sl_engine_live_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&live_mu);
+    struct engine *e = live_engine;
+    if (!e) {
+        pthread_mutex_unlock(&live_mu);
+        return SL_ENOENT;
+    }
+    for (size_t i = 0; i < e->n; i++) {
+        struct stage *st = &e->st[i];
+        struct sl_stage_stats s;
+        struct sl_stage_live l;
+        memset(&l, 0, sizeof l);
+        stage_stats(st, &s);
+        if (st->has_in) {
+            pthread_mutex_lock(&st->in.mu);
+            l.queue_batches = st->in.count;
+            l.queue_bytes = st->in.bytes;
+            l.queue_capacity = st->in.cap;
+            l.queue_max_bytes = st->in.max_bytes;
+            pthread_mutex_unlock(&st->in.mu);
+        }
+        uint64_t cum = 0;
+        for (size_t k = 0; k <= SL_LATENCY_BUCKETS; k++) {
+            cum += atomic_load(&st->lat[k]);
+            l.latency_buckets[k] = cum;
+        }
+        l.latency_sum_s = (double)atomic_load(&st->lat_sum_us) / 1e6;
+        l.last_commit_ns = atomic_load(&st->last_commit_ns);
+        l.last_commit_ingest_ns = atomic_load(&st->last_commit_ingest_ns);
+        l.breaker_state = st->brk_inited ? st->brk.state : 0;
+        fn(ctx, &s, &l);
+    }
+    pthread_mutex_unlock(&live_mu);
+    return SL_OK;
+}
+
+int sl_engine_ready(void)
+{
+    return atomic_load(&live_ready);
+}
+
 static void fill_report(struct engine *e, struct sl_run_report *rep, double elapsed)
 {
     rep->nstages = e->n;
@@ -1391,34 +1486,9 @@ static void fill_report(struct engine *e, struct sl_run_report *rep, double elap
         return;
     }
     for (size_t i = 0; i < e->n; i++) {
-        struct stage *st = &e->st[i];
-        struct sl_stage_stats *s = &rep->stages[i];
-        s->name = st->comp->name;
-        s->kind = st->comp->kind;
-        s->plugin = st->comp->plugin->name;
-        s->batches = atomic_load(&st->batches);
-        s->records_in = atomic_load(&st->rec_in);
-        s->records_out = atomic_load(&st->rec_out);
-        s->dropped = atomic_load(&st->dropped);
-        s->rejected = atomic_load(&st->rejected);
-        s->bytes_in = atomic_load(&st->bytes_in);
-        s->bytes_out = atomic_load(&st->bytes_out);
-        s->skipped = atomic_load(&st->skipped);
-        s->dlq = atomic_load(&st->dlq);
-        s->quarantined = atomic_load(&st->quarantined);
-        s->empty = atomic_load(&st->empty);
-        s->gate_warns = atomic_load(&st->gate_warns);
-        if (st->brk_inited) {
-            s->retries = atomic_load(&st->brk.retries);
-            s->breaker_opens = atomic_load(&st->brk.opens);
-            s->breaker = sl__breaker_state_name(st->brk.state);
-        }
-        if (st->comp->kind == SL_PLUGIN_SOURCE) {
-            /* Records read minus those rejected (at the source or when parsed later). */
-            uint64_t gone = s->rejected + s->quarantined;
-            s->records_out = s->records_in >= gone ? s->records_in - gone : 0;
-            rep->input_bytes += s->bytes_in;
-        }
+        stage_stats(&e->st[i], &rep->stages[i]);
+        if (rep->stages[i].kind == SL_PLUGIN_SOURCE)
+            rep->input_bytes += rep->stages[i].bytes_in;
     }
 }
 
@@ -1566,6 +1636,10 @@ sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct s
             }
         }
     }
+    pthread_mutex_lock(&live_mu);
+    live_engine = &e;
+    pthread_mutex_unlock(&live_mu);
+    atomic_store(&live_ready, 1);
     for (size_t i = 0; i < e.n; i++)
         for (unsigned k = 0; k < e.st[i].nthreads; k++)
             pthread_join(e.st[i].threads[k], NULL);
@@ -1589,6 +1663,11 @@ sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct s
     }
 
 out:
+    atomic_store(&live_ready, 0);
+    pthread_mutex_lock(&live_mu);
+    if (live_engine == &e)
+        live_engine = NULL;
+    pthread_mutex_unlock(&live_mu);
     sl_free(args);
     engine_fini(&e);
     return rc;

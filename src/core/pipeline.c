@@ -70,10 +70,18 @@ static const struct sl_option top_options[] = {
      "The dead-letter queue that keeps every rejected record with its reason (see below "
      "and docs/dlq.md).",
      NULL},
+    {"admin", SL_OPT_OBJECT, NULL, 0,
+     "The admin HTTP server: /metrics (Prometheus), /health, /ready (see below).", NULL},
     {"quality", SL_OPT_OBJECT, NULL, 0,
      "A list of quality gates, each judging the records one component passes on "
      "(docs/quality.md).",
      NULL},
+    {NULL, 0, NULL, 0, NULL, NULL},
+};
+
+static const struct sl_option admin_options[] = {
+    {"listen", SL_OPT_STRING, "127.0.0.1:9464", 0,
+     "host:port the admin server listens on while the pipeline runs.", NULL},
     {NULL, 0, NULL, 0, NULL, NULL},
 };
 
@@ -176,7 +184,6 @@ struct reserved_key {
 
 /* Keys of later versions: rejected loudly, because ignoring them would fake a feature. */
 static const struct reserved_key reserved_keys[] = {
-    {"admin", "the admin HTTP server"},
     {NULL, NULL},
 };
 
@@ -1302,6 +1309,22 @@ static void load_top(struct loader *L)
         sl_cfg_get_bool(j, "require_object", 0, &p->require_object, &e);
     }
     p->admin_listen = NULL;
+    const struct sl_cfg_node *ad = sl_cfg_get(root, "admin");
+    if (ad && !check_settings(L, ad, admin_options)) {
+        const char *listen = "127.0.0.1:9464";
+        if (ad->kind == SL_CFG_MAP)
+            sl_cfg_get_str(ad, "listen", listen, &listen, &e);
+        const char *colon = strrchr(listen, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : -1;
+        if (!colon || colon == listen || !end || *end || port < 0 || port > 65535) {
+            const struct sl_cfg_node *ln = ad->kind == SL_CFG_MAP ? sl_cfg_get(ad, "listen") : ad;
+            problem_at(L, ln ? ln->line : ad->line, ln ? ln->col : ad->col,
+                       "admin.listen: \"%s\" is not host:port (like 127.0.0.1:9464)", listen);
+        } else {
+            p->admin_listen = listen;
+        }
+    }
 
     /* dlq */
     const struct sl_cfg_node *dq = sl_cfg_get(root, "dlq");
@@ -1503,9 +1526,9 @@ sl_rc sl_pipeline_doc_reference(struct sl_buf *b)
     if (!rc)
         rc = option_table(b, top_options, "key");
     if (!rc)
-        rc = sl_buf_puts(b, "`quality` is a list of gates, not a map: see [quality](quality.md). "
-                            "`admin` is reserved for a later version of sluice; a file that "
-                            "uses it is rejected.\n\n### `batch`\n\n");
+        rc =
+            sl_buf_puts(b, "`quality` is a list of gates, not a map: see [quality](quality.md).\n\n"
+                           "### `batch`\n\n");
     if (!rc)
         rc = option_table(b, batch_options, "key");
     if (!rc)
@@ -1516,6 +1539,10 @@ sl_rc sl_pipeline_doc_reference(struct sl_buf *b)
         rc = sl_buf_puts(b, "### `json`\n\n");
     if (!rc)
         rc = option_table(b, json_options, "key");
+    if (!rc)
+        rc = sl_buf_puts(b, "### `admin`\n\n");
+    if (!rc)
+        rc = option_table(b, admin_options, "key");
     if (!rc)
         rc = sl_buf_puts(b, "### `dlq`\n\n");
     if (!rc)

@@ -214,18 +214,16 @@ static void test_top_level(void)
     struct sl_error err;
     CHECK_STR(fails("pipeline: x\n"
                     "sorces: {in: {type: stdin}}\n"
-                    "admin: {listen: 127.0.0.1:9464}\n"
+                    "admin: {listen: 127.0.0.1:9464}\n" /* valid */
                     "quality: []\n"
                     "frobnicate: 1\n"
                     "sinks: {out: {type: stdout, inputs: in}}\n",
                     &err),
               "p.yaml:1:1: missing required top-level key \"sources\" (where records come from)\n"
               "p.yaml:2:1: unknown top-level key \"sorces\"; did you mean \"sources\"?\n"
-              "p.yaml:3:1: \"admin\" (the admin HTTP server) is not supported in this version "
-              "of sluice; remove it\n"
               "p.yaml:5:1: unknown top-level key \"frobnicate\"; expected one of pipeline, "
               "state_dir, delivery, sources, transforms, sinks, batch, queue, json, dlq, "
-              "quality\n"
+              "admin, quality\n"
               "p.yaml:6:37: sinks.out.inputs: \"in\" names no source or transform");
     CHECK_STR(fails("", &err), "p.yaml:1:1: the file is empty; a pipeline needs at least "
                                "\"pipeline:\", \"sources:\" and \"sinks:\"");
