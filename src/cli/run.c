@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sluice/admin.h"
 #include "sluice/buf.h"
 #include "sluice/config.h"
 #include "sluice/engine.h"
@@ -282,10 +283,19 @@ int sl__cli_run(int argc, char **argv)
         sl_pipeline_destroy(p);
         return SL_EXIT_FAIL;
     }
+    /* The admin server runs around the engine: /health answers from here on, /ready once
+       the engine has started every stage. A bind failure stops the run before it starts. */
+    struct sl_admin *admin = NULL;
+    if (p->admin_listen && (rc = sl_admin_start(p->admin_listen, p, &admin, &err))) {
+        fprintf(stderr, "sluice run: %s\n", err.msg[0] ? err.msg : sl_strerror(rc));
+        sl_pipeline_destroy(p);
+        return SL_EXIT_FAIL;
+    }
     install_signals();
     struct sl_run_opts opts = {.once = once};
     struct sl_run_report rep;
     rc = sl_engine_run(p, &opts, &rep, &err);
+    sl_admin_stop(admin);
     if (rc)
         sl_error_log(NULL, "%s", err.msg[0] ? err.msg : sl_strerror(rc));
     if (!quiet)

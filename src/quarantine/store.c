@@ -150,6 +150,21 @@ static int has_tables(struct sl_quarantine *q)
     return n > 0;
 }
 
+/*
+ * The schema in one transaction: a process killed while creating it leaves either no
+ * table at all (the next open creates them) or all of them with the format marker, never
+ * a half-made store the next open would refuse.
+ */
+static int create_schema(struct sl_quarantine *q)
+{
+    int rc = exec(q, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK)
+        return rc;
+    if ((rc = exec(q, schema)) != SQLITE_OK || (rc = exec(q, "COMMIT")) != SQLITE_OK)
+        exec(q, "ROLLBACK");
+    return rc;
+}
+
 sl_rc sl_quarantine_open(const char *path, int create, int durable, struct sl_quarantine **out,
                          struct sl_error *err)
 {
@@ -189,7 +204,7 @@ sl_rc sl_quarantine_open(const char *path, int create, int durable, struct sl_qu
     char sync[64];
     snprintf(sync, sizeof sync, "PRAGMA synchronous=%s", durable ? "FULL" : "NORMAL");
     if (exec(q, "PRAGMA journal_mode=WAL") != SQLITE_OK || exec(q, sync) != SQLITE_OK ||
-        (fmt == 0 && exec(q, schema) != SQLITE_OK) ||
+        (fmt == 0 && create_schema(q) != SQLITE_OK) ||
         sqlite3_prepare_v2(q->db,
                            "SELECT unit FROM quarantine_records WHERE record_id = ?1 AND stage "
                            "= ?2",
