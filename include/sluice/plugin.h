@@ -235,6 +235,17 @@ struct sl_plugin {
     sl_rc (*decode)(void *state, const char *origin, struct sl_batch *b, struct sl_record *r,
                     struct sl_error *err);
 
+    /*
+     * Sources (optional): every sink fed by this source has committed (or skipped as
+     * already delivered) every batch up to and including the one whose position is
+     * position. The source may now let go of what it keeps for those records: delete
+     * write-ahead-log segments, acknowledge broker messages. Called in increasing order
+     * and never twice at once, but from sink threads, so possibly while read() runs on the
+     * source's thread: the source synchronizes. Only for batches of this run with a
+     * position; position is valid during the call only.
+     */
+    void (*release)(void *state, const char *position);
+
     /* Make everything written so far durable. Optional. */
     sl_rc (*flush)(void *state, struct sl_error *err);
 

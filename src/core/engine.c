@@ -80,6 +80,13 @@ int sl_engine_stopping(void)
 
 struct stage;
 
+/* A position a source emitted, waiting for every sink to pass it (release()). */
+struct relpos {
+    struct relpos *next;
+    uint64_t seq;
+    char pos[];
+};
+
 /* Consumers of one output of a stage. */
 struct port {
     struct stage **to;
@@ -125,6 +132,9 @@ struct stage {
     int staged;             /* sinks: write-audit-publish this run (ctx.staged) */
     struct sl__breaker brk; /* sinks: retries and the circuit breaker */
     int brk_inited;
+    /* sources with release(): positions emitted and not yet released, oldest first */
+    pthread_mutex_t rel_mu;
+    struct relpos *rel_head, *rel_tail;
     /* sinks: commit latency (source emit -> commit), per bucket (not cumulative) */
     atomic_ullong lat[SL_LATENCY_BUCKETS + 1];
     atomic_ullong lat_sum_us;
@@ -874,6 +884,49 @@ static void reorder_insert(struct stage *st, struct sl_batch *b, struct pending 
     *pp = node;
 }
 
+/*
+ * Sink st has finished every batch of source s below its next_seq: when every sink fed by
+ * s is past a position s emitted, tell the source (plugin release()). The source's rel_mu
+ * serializes the bookkeeping and the calls; sinks' next_seq are read under it because
+ * each sink updates its own under the same lock.
+ */
+static void release_passed(struct engine *e, struct stage *st, uint32_t s)
+{
+    struct stage *src = &e->st[s];
+    if (!src->comp->plugin->release)
+        return;
+    pthread_mutex_lock(&src->rel_mu);
+    st->next_seq[s]++;
+    uint64_t done = UINT64_MAX;
+    for (size_t i = 0; i < e->n; i++) {
+        struct stage *k = &e->st[i];
+        if (k->comp->kind == SL_PLUGIN_SINK && k->need && k->need[s] && k->next_seq[s] - 1 < done)
+            done = k->next_seq[s] - 1;
+    }
+    struct relpos *last = NULL;
+    while (src->rel_head && src->rel_head->seq <= done) {
+        struct relpos *r = src->rel_head;
+        src->rel_head = r->next;
+        if (!src->rel_head)
+            src->rel_tail = NULL;
+        sl_free(last);
+        last = r;
+    }
+    if (last)
+        src->comp->plugin->release(src->state, last->pos);
+    sl_free(last);
+    pthread_mutex_unlock(&src->rel_mu);
+}
+
+/* Advance sink st past the current seq of source s. */
+static void advance(struct engine *e, struct stage *st, uint32_t s)
+{
+    if (e->st[s].comp->plugin->release)
+        release_passed(e, st, s);
+    else
+        st->next_seq[s]++;
+}
+
 static void *sink_main(void *arg)
 {
     struct worker_arg *wa = arg;
@@ -908,7 +961,7 @@ static void *sink_main(void *arg)
                 sl_batch_unref(ready);
                 if (++st->have[s] >= st->need[s]) {
                     st->have[s] = 0;
-                    st->next_seq[s]++;
+                    advance(e, st, s);
                 }
                 continue;
             }
@@ -920,7 +973,7 @@ static void *sink_main(void *arg)
             }
             if (++st->have[s] >= st->need[s]) {
                 st->have[s] = 0;
-                st->next_seq[s]++;
+                advance(e, st, s);
             }
         }
     }
@@ -1002,6 +1055,26 @@ static void *source_main(void *arg)
             continue;
         }
         b->seq = ++st->seq;
+        if (pl->release && b->position) {
+            size_t len = strlen(b->position);
+            struct relpos *r = sl_malloc(sizeof *r + len + 1);
+            if (!r) {
+                sl_batch_unref(b);
+                sl_error_set(&err, SL_ENOMEM, "out of memory");
+                engine_fail(e, st, SL_ENOMEM, &err);
+                break;
+            }
+            r->next = NULL;
+            r->seq = b->seq;
+            memcpy(r->pos, b->position, len + 1);
+            pthread_mutex_lock(&st->rel_mu);
+            if (st->rel_tail)
+                st->rel_tail->next = r;
+            else
+                st->rel_head = r;
+            st->rel_tail = r;
+            pthread_mutex_unlock(&st->rel_mu);
+        }
         b->ingest_ns = sl_now_real_ns();
         uint64_t bad = 0;
         for (uint32_t i = 0; i < b->n; i++)
@@ -1051,6 +1124,7 @@ static sl_rc build_graph(struct engine *e, struct sl_error *err)
         struct stage *st = &e->st[i];
         st->eng = e;
         pthread_mutex_init(&st->unit_mu, NULL);
+        pthread_mutex_init(&st->rel_mu, NULL);
         st->comp = &p->comp[i];
         st->idx = (uint32_t)i;
         st->nports = st->comp->noutputs ? st->comp->noutputs : 1;
@@ -1523,8 +1597,15 @@ static void engine_fini(struct engine *e)
         sl_quality_unit_destroy(st->run_unit);
         if (st->brk_inited)
             sl__breaker_fini(&st->brk);
-        if (st->eng)
+        while (st->rel_head) {
+            struct relpos *r = st->rel_head;
+            st->rel_head = r->next;
+            sl_free(r);
+        }
+        if (st->eng) {
             pthread_mutex_destroy(&st->unit_mu);
+            pthread_mutex_destroy(&st->rel_mu);
+        }
     }
     sl_free(e->st);
     sl_free(e->source_names);

@@ -82,6 +82,35 @@ static sl_rc gen_restore(void *state, const char *position, struct sl_error *err
     return SL_OK;
 }
 
+/* release(): the positions every sink has passed, with what the sinks held at the time. */
+struct released {
+    long pos[256];
+    int n;
+    int premature; /* a release came before some sink had the records it covers */
+};
+static struct released rel_log;
+static long sink_count(int k);
+
+static void gen_release(void *state, const char *position)
+{
+    (void)state;
+    long p = atol(position);
+    /* sink0 takes every record, sink1 the even ones (test_release_after_every_sink). */
+    if (sink_count(0) < p || sink_count(1) < p / 2)
+        rel_log.premature++;
+    if (rel_log.n < 256)
+        rel_log.pos[rel_log.n++] = p;
+}
+
+static const struct sl_plugin fake_source_rel = {.kind = SL_PLUGIN_SOURCE,
+                                                 .name = "gen",
+                                                 .init = gen_init,
+                                                 .read = gen_read,
+                                                 .restore = gen_restore,
+                                                 .position_cmp = gen_cmp,
+                                                 .covers = gen_covers,
+                                                 .release = gen_release};
+
 static const struct sl_plugin fake_source = {.kind = SL_PLUGIN_SOURCE,
                                              .name = "gen",
                                              .init = gen_init,
@@ -278,7 +307,40 @@ static const struct sl_stage_stats *stat_of(const struct sl_run_report *rep, con
     return NULL;
 }
 
+static long sink_count(int k)
+{
+    return sinks[k].n;
+}
+
 /* ---- tests ---- */
+
+/*
+ * A source with release() hears about a position only once both sinks (at different
+ * speeds, one behind a filter) have it, in increasing order, ending with the last one.
+ */
+static void test_release_after_every_sink(void)
+{
+    struct graph g;
+    graph_init(&g);
+    memset(&rel_log, 0, sizeof rel_log);
+    gen_cfg = (struct gen){.total = 5000, .per = 64};
+    add(&g, "src", &fake_source_rel, 1, 0, NULL, NULL);
+    add(&g, "odd", &fake_odd, 2, 1, (uint32_t[]){0}, NULL);
+    add(&g, "sink0", &fake_sink, 1, 1, (uint32_t[]){0}, NULL);
+    add(&g, "sink1", &fake_sink, 1, 1, (uint32_t[]){1}, NULL);
+    sinks[1].slow_us = 100;
+    struct sl_run_report rep;
+    struct sl_error err;
+    CHECK_INT(sl_engine_run(&g.p, &(struct sl_run_opts){.once = 1}, &rep, &err), SL_OK);
+    REQUIRE(rel_log.n > 0);
+    CHECK_INT(rel_log.premature, 0);
+    int increasing = 1;
+    for (int i = 1; i < rel_log.n; i++)
+        increasing &= rel_log.pos[i] > rel_log.pos[i - 1];
+    CHECK(increasing);
+    CHECK_INT(rel_log.pos[rel_log.n - 1], 5000);
+    sl_run_report_fini(&rep);
+}
 
 static void test_parallel_workers_keep_order(void)
 {
@@ -526,6 +588,7 @@ int main(void)
     RUN(test_sink_failure_stops_everything);
     RUN(test_resume_from_lowest_and_skip);
     RUN(test_sink_without_checkpoint_restarts_source);
-    RUN(test_stop_request_drains);
+    RUN(test_release_after_every_sink);
+    RUN(test_stop_request_drains); /* last: the stop request stays set */
     return TEST_DONE();
 }
