@@ -28,6 +28,12 @@ struct sl_arena {
     size_t total;      /* bytes owned (invariant 3) */
 };
 
+/*
+ * Bytes held in the blocks of every arena of the process right now (batches, their
+ * records, tapes and edits are nearly all of a pipeline's memory). Thread-safe.
+ */
+size_t sl_arena_live_bytes(void);
+
 /* Initialise an empty arena whose blocks are block_size bytes (0 = 64 KiB). No allocation. */
 void sl_arena_init(struct sl_arena *a, size_t block_size);
 

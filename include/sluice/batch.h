@@ -87,6 +87,9 @@ void sl_record_reject_why(struct sl_batch *b, struct sl_record *r, const char *s
                           const struct sl_reject_info *why, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Batches created and not yet freed, process-wide. */
+long sl_batches_in_flight(void);
+
 /* Number of records that are neither dropped nor rejected. */
 uint32_t sl_batch_live(const struct sl_batch *b);
 

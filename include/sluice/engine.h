@@ -93,6 +93,12 @@ typedef void (*sl_engine_live_fn)(void *ctx, const struct sl_stage_stats *s,
  */
 sl_rc sl_engine_live(sl_engine_live_fn fn, void *ctx);
 
+/*
+ * Whether the running engine's memory_limit is exceeded right now: sources that serve
+ * clients (the http source) refuse new data with 503 while it is.
+ */
+int sl_engine_memory_full(void);
+
 /* Whether the running engine has started every stage (for /ready). */
 int sl_engine_ready(void);
 

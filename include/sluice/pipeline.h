@@ -72,6 +72,7 @@ struct sl_pipeline {
     struct sl_batch_limits batch;
     uint32_t queue_max_batches;  /* per edge; default 4 */
     uint64_t queue_max_bytes;    /* per edge; default 16 MiB */
+    uint64_t memory_limit;       /* bytes of batch memory before sources wait; 0 = none */
     uint32_t max_depth;          /* JSON nesting limit; default 128 */
     unsigned json_flags;         /* SL_JSON_* parser flags (json.duplicate_keys: reject) */
     int require_object;          /* json.require_object (default false): other values rejected */

@@ -89,6 +89,12 @@ struct sl_worker {
      * The engine zeroes it before each attempt.
      */
     uint64_t retry_after_ms;
+    /*
+     * Sinks with defers_commit call this after each commit that made durable every batch
+     * processed before the current one (the engine counts the current batch only from the
+     * next commit on). Set by the engine; NULL outside it.
+     */
+    void (*durable)(struct sl_worker *w);
 };
 
 /* What init gets. Everything here outlives the plugin's state. */
@@ -128,6 +134,13 @@ struct sl_plugin {
      * outmask, zeroed, before calling process).
      */
     const char *outputs_option;
+
+    /*
+     * Sinks: process() may return before the batch is durable (the file sink commits every
+     * commit_interval). Such a sink reports its commits through sl_worker.durable, and the
+     * engine releases source data (release()) only as far as they go.
+     */
+    int defers_commit;
 
     /* Validate options beyond the table and build state. Required. */
     sl_rc (*init)(const struct sl_plugin_ctx *ctx, void **state, struct sl_error *err);

@@ -24,6 +24,7 @@ int sl__cli_reset(int argc, char **argv);
 int sl__cli_contract(int argc, char **argv);   /* contract.c */
 int sl__cli_dlq(int argc, char **argv);        /* dlq.c */
 int sl__cli_quarantine(int argc, char **argv); /* quarantine.c */
+int sl__cli_wal(int argc, char **argv);        /* wal.c */
 
 /*
  * `sluice dlq replay` and `sluice quarantine release` (replay.c): argv[0] is the

@@ -34,6 +34,8 @@ static const char usage[] =
     "                               the dead-letter queue: rejected records, why, and replay\n"
     "  quarantine list|show|release|drop PIPELINE.yaml ...\n"
     "                               units of records a quality gate held back\n"
+    "  wal check|repair PIPELINE.yaml\n"
+    "                               verify the http sources' write-ahead logs; cut a torn tail\n"
     "  docs config                  print the configuration reference (markdown)\n"
     "\n"
     "global options (accepted by every verb):\n"
@@ -125,11 +127,11 @@ struct verb {
 static const struct verb verbs[] = {
     {"run", sl__cli_run},       {"validate", sl__cli_validate},     {"docs", sl__cli_docs},
     {"status", sl__cli_status}, {"reset", sl__cli_reset},           {"contract", sl__cli_contract},
-    {"dlq", sl__cli_dlq},       {"quarantine", sl__cli_quarantine},
+    {"dlq", sl__cli_dlq},       {"quarantine", sl__cli_quarantine}, {"wal", sl__cli_wal},
 };
 
 /* Verbs of the design that this version does not have yet: say so plainly. */
-static const char *const planned[] = {"test", "dag", "scheduler", "wal"};
+static const char *const planned[] = {"test", "dag", "scheduler"};
 
 int main(int argc, char **argv)
 {

@@ -6,6 +6,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "sluice/alloc.h"
@@ -18,6 +19,14 @@ struct sl_arena_block {
 };
 
 #define BLOCK_HDR ((sizeof(struct sl_arena_block) + 15) & ~(size_t)15)
+
+/* Bytes in every arena's blocks, process-wide (the engine's memory_limit reads it). */
+static atomic_size_t live_bytes;
+
+size_t sl_arena_live_bytes(void)
+{
+    return atomic_load(&live_bytes);
+}
 
 void sl_arena_init(struct sl_arena *a, size_t block_size)
 {
@@ -32,6 +41,7 @@ void sl_arena_fini(struct sl_arena *a)
     struct sl_arena_block *b = a->head;
     while (b) {
         struct sl_arena_block *next = b->next;
+        atomic_fetch_sub(&live_bytes, BLOCK_HDR + b->size);
         sl_free(b);
         b = next;
     }
@@ -48,10 +58,12 @@ void sl_arena_reset(struct sl_arena *a)
     struct sl_arena_block *b = a->head, *keep = NULL;
     while (b) {
         struct sl_arena_block *next = b->next;
-        if (!next)
+        if (!next) {
             keep = b;
-        else
+        } else {
+            atomic_fetch_sub(&live_bytes, BLOCK_HDR + b->size);
             sl_free(b);
+        }
         b = next;
     }
     keep->next = NULL;
@@ -74,6 +86,7 @@ void *sl__arena_alloc_slow(struct sl_arena *a, size_t n)
         return NULL;
     b->size = size;
     a->total += size;
+    atomic_fetch_add(&live_bytes, BLOCK_HDR + size);
     char *data = (char *)b + BLOCK_HDR;
     if (own_block && a->head) {
         /* Put it behind the current block so the current free space stays in use. */

@@ -13,11 +13,20 @@
 #include "sluice/alloc.h"
 #include "sluice/batch.h"
 
+/* Batches alive in the process (the engine's memory_limit never waits on an idle graph). */
+static atomic_long in_flight;
+
+long sl_batches_in_flight(void)
+{
+    return atomic_load(&in_flight);
+}
+
 sl_rc sl_batch_create(size_t arena_block, struct sl_batch **out)
 {
     struct sl_batch *b = sl_calloc(1, sizeof *b);
     if (!b)
         return SL_ENOMEM;
+    atomic_fetch_add(&in_flight, 1);
     atomic_init(&b->refs, 1);
     sl_arena_init(&b->arena, arena_block ? arena_block : 256 * 1024);
     *out = b;
@@ -38,6 +47,7 @@ void sl_batch_unref(struct sl_batch *b)
         struct sl_batch *backing = b->backing;
         sl_arena_fini(&b->arena);
         sl_free(b);
+        atomic_fetch_sub(&in_flight, 1);
         b = backing; /* release our reference to the original, iteratively */
     }
 }

@@ -66,6 +66,7 @@ const double sl_latency_bounds[SL_LATENCY_BUCKETS] = {0.001, 0.005, 0.01, 0.025,
 
 /* The engine running in this process, for sl_engine_live (admin server). */
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_ullong memory_limit; /* of the running engine; 0 = none */
 static struct engine *live_engine;
 static atomic_int live_ready;
 
@@ -121,10 +122,11 @@ struct stage {
     /* stats */
     atomic_ullong batches, rec_in, rec_out, dropped, rejected, bytes_in, bytes_out;
     atomic_ullong logged;
-    atomic_ullong dlq;         /* records this stage rejected that the DLQ holds */
-    atomic_ullong quarantined; /* records a gate on this stage sent to quarantine */
-    atomic_ullong empty;       /* sources: empty lines skipped */
-    atomic_ullong gate_warns;  /* gates on this stage that failed with action warn */
+    atomic_ullong dlq;          /* records this stage rejected that the DLQ holds */
+    atomic_ullong quarantined;  /* records a gate on this stage sent to quarantine */
+    atomic_ullong empty;        /* sources: empty lines skipped */
+    atomic_ullong gate_warns;   /* gates on this stage that failed with action warn */
+    atomic_ullong memory_waits; /* sources: 5 ms waits for memory_limit */
     /* quality gates on this stage's output: GATES_NONE, per batch, or over the run */
     int gates;
     struct sl_quality_unit *run_unit; /* GATES_RUN: the run's unit, under unit_mu */
@@ -132,6 +134,8 @@ struct stage {
     int staged;             /* sinks: write-audit-publish this run (ctx.staged) */
     struct sl__breaker brk; /* sinks: retries and the circuit breaker */
     int brk_inited;
+    /* sinks with defers_commit: per source, the last seq known durable */
+    uint64_t *durable;
     /* sources with release(): positions emitted and not yet released, oldest first */
     pthread_mutex_t rel_mu;
     struct relpos *rel_head, *rel_tail;
@@ -262,6 +266,8 @@ static sl_rc keep_rejects(struct engine *e, struct sl_batch *b, struct sl_error 
     sl_free(tally);
     return SL_OK;
 }
+
+static void worker_durable(struct sl_worker *w);
 
 /* sl_worker.keep_rejects: the hook sinks call before they commit. */
 static sl_rc worker_keep_rejects(struct sl_worker *w, struct sl_batch *b, struct sl_error *err)
@@ -559,6 +565,7 @@ static sl_rc worker_init(struct stage *st, unsigned index, struct sl_worker *w)
     w->index = index;
     w->max_depth = st->eng->p->max_depth;
     w->keep_rejects = worker_keep_rejects;
+    w->durable = worker_durable;
     w->engine = st->eng;
     sl_rc rc = sl_json_parser_create(&w->parser);
     if (rc == SL_OK)
@@ -885,23 +892,23 @@ static void reorder_insert(struct stage *st, struct sl_batch *b, struct pending 
 }
 
 /*
- * Sink st has finished every batch of source s below its next_seq: when every sink fed by
- * s is past a position s emitted, tell the source (plugin release()). The source's rel_mu
- * serializes the bookkeeping and the calls; sinks' next_seq are read under it because
- * each sink updates its own under the same lock.
+ * When every sink fed by source s is past a position s emitted, tell the source (plugin
+ * release()). A sink is past what it processed (next_seq - 1), or, when its commits lag
+ * (defers_commit), past what it last reported durable. The source's rel_mu serializes the
+ * bookkeeping and the calls; sinks update next_seq and durable under it.
  */
-static void release_passed(struct engine *e, struct stage *st, uint32_t s)
+static void release_passed(struct engine *e, uint32_t s)
 {
     struct stage *src = &e->st[s];
-    if (!src->comp->plugin->release)
-        return;
     pthread_mutex_lock(&src->rel_mu);
-    st->next_seq[s]++;
     uint64_t done = UINT64_MAX;
     for (size_t i = 0; i < e->n; i++) {
         struct stage *k = &e->st[i];
-        if (k->comp->kind == SL_PLUGIN_SINK && k->need && k->need[s] && k->next_seq[s] - 1 < done)
-            done = k->next_seq[s] - 1;
+        if (k->comp->kind != SL_PLUGIN_SINK || !k->need || !k->need[s])
+            continue;
+        uint64_t d = k->comp->plugin->defers_commit ? k->durable[s] : k->next_seq[s] - 1;
+        if (d < done)
+            done = d;
     }
     struct relpos *last = NULL;
     while (src->rel_head && src->rel_head->seq <= done) {
@@ -921,10 +928,43 @@ static void release_passed(struct engine *e, struct stage *st, uint32_t s)
 /* Advance sink st past the current seq of source s. */
 static void advance(struct engine *e, struct stage *st, uint32_t s)
 {
-    if (e->st[s].comp->plugin->release)
-        release_passed(e, st, s);
-    else
+    struct stage *src = &e->st[s];
+    if (!src->comp->plugin->release) {
         st->next_seq[s]++;
+        return;
+    }
+    pthread_mutex_lock(&src->rel_mu);
+    st->next_seq[s]++;
+    pthread_mutex_unlock(&src->rel_mu);
+    release_passed(e, s);
+}
+
+/*
+ * A deferring sink committed: every batch it finished before the current one is durable.
+ * Recompute the release point of every source it reads.
+ */
+static void mark_durable(struct engine *e, struct stage *st)
+{
+    for (size_t s = 0; s < e->p->nsources; s++) {
+        if (!st->need[s])
+            continue;
+        struct stage *src = &e->st[s];
+        pthread_mutex_lock(&src->rel_mu);
+        st->durable[s] = st->next_seq[s] - 1;
+        pthread_mutex_unlock(&src->rel_mu);
+        if (src->comp->plugin->release)
+            release_passed(e, (uint32_t)s);
+    }
+}
+
+static void worker_durable(struct sl_worker *w)
+{
+    struct engine *e = w->engine;
+    for (size_t i = 0; i < e->n; i++)
+        if (e->st[i].comp->name == w->stage) {
+            mark_durable(e, &e->st[i]);
+            return;
+        }
 }
 
 static void *sink_main(void *arg)
@@ -981,6 +1021,8 @@ static void *sink_main(void *arg)
         rc = st->comp->plugin->flush(st->state, &err);
         if (rc)
             engine_fail(e, st, rc, &err);
+        else if (st->comp->plugin->defers_commit)
+            mark_durable(e, st); /* flush made everything durable */
     }
     for (size_t s = 0; s < e->p->nsources; s++) {
         int leftover = 0;
@@ -1028,6 +1070,16 @@ static void *source_main(void *arg)
         }
     }
     while (!atomic_load(&e->aborted) && !sl_engine_stopping()) {
+        /*
+         * memory_limit: while the records in flight hold more than the limit, read
+         * nothing; the batches already out drain through the graph and free it.
+         */
+        if (sl_engine_memory_full()) {
+            atomic_fetch_add(&st->memory_waits, 1);
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
         struct sl_batch *b;
         sl_rc rc = sl_batch_create(0, &b);
         if (rc) {
@@ -1179,8 +1231,9 @@ static sl_rc build_graph(struct engine *e, struct sl_error *err)
         st->need = sl_calloc(ns, sizeof *st->need);
         st->have = sl_calloc(ns, sizeof *st->have);
         st->next_seq = sl_calloc(ns, sizeof *st->next_seq);
+        st->durable = sl_calloc(ns ? ns : 1, sizeof *st->durable);
         st->wait = sl_calloc(ns, sizeof *st->wait);
-        if (!st->need || !st->have || !st->next_seq || !st->wait) {
+        if (!st->need || !st->have || !st->next_seq || !st->wait || !st->durable) {
             sl_free(paths);
             return sl_error_set(err, SL_ENOMEM, "out of memory");
         }
@@ -1543,6 +1596,12 @@ sl_rc sl_engine_live(sl_engine_live_fn fn, void *ctx)
     return SL_OK;
 }
 
+int sl_engine_memory_full(void)
+{
+    uint64_t limit = atomic_load(&memory_limit);
+    return limit && sl_arena_live_bytes() > limit && sl_batches_in_flight() > 0;
+}
+
 int sl_engine_ready(void)
 {
     return atomic_load(&live_ready);
@@ -1593,6 +1652,7 @@ static void engine_fini(struct engine *e)
         sl_free(st->need);
         sl_free(st->have);
         sl_free(st->next_seq);
+        sl_free(st->durable);
         sl_free(st->wait);
         sl_quality_unit_destroy(st->run_unit);
         if (st->brk_inited)
@@ -1720,6 +1780,7 @@ sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct s
     pthread_mutex_lock(&live_mu);
     live_engine = &e;
     pthread_mutex_unlock(&live_mu);
+    atomic_store(&memory_limit, p->memory_limit);
     atomic_store(&live_ready, 1);
     for (size_t i = 0; i < e.n; i++)
         for (unsigned k = 0; k < e.st[i].nthreads; k++)
@@ -1745,6 +1806,7 @@ sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct s
 
 out:
     atomic_store(&live_ready, 0);
+    atomic_store(&memory_limit, 0);
     pthread_mutex_lock(&live_mu);
     if (live_engine == &e)
         live_engine = NULL;

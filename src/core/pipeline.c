@@ -66,6 +66,11 @@ static const struct sl_option top_options[] = {
     {"batch", SL_OPT_OBJECT, NULL, 0, "Batch limits (see below).", NULL},
     {"queue", SL_OPT_OBJECT, NULL, 0, "Limits of the queue on every edge (see below).", NULL},
     {"json", SL_OPT_OBJECT, NULL, 0, "JSON parsing limits (see below).", NULL},
+    {"memory_limit", SL_OPT_SIZE, "0", 0,
+     "Memory for records in flight (every batch, its records, parse tapes and edits, in all "
+     "queues and stages): above it sources stop reading and ingest endpoints answer 503 "
+     "until it drains. 0: no limit beyond the queue limits.",
+     NULL},
     {"dlq", SL_OPT_OBJECT, NULL, 0,
      "The dead-letter queue that keeps every rejected record with its reason (see below "
      "and docs/dlq.md).",
@@ -534,9 +539,9 @@ static int check_settings(struct loader *L, const struct sl_cfg_node *map,
                    kind_noun(map));
         return -1;
     }
-    const char *names[16];
+    const char *names[32];
     size_t n = count_options(opts);
-    for (size_t i = 0; i < n && i < 16; i++)
+    for (size_t i = 0; i < n && i < 32; i++)
         names[i] = opts[i].name;
     int bad = 0;
     for (size_t i = 0; i < map->n; i++) {
@@ -1202,7 +1207,7 @@ static void load_top(struct loader *L)
                    kind_noun(root));
         return;
     }
-    const char *names[16];
+    const char *names[32];
     size_t nnames = count_options(top_options);
     for (size_t i = 0; i < nnames; i++)
         names[i] = top_options[i].name;
@@ -1323,6 +1328,23 @@ static void load_top(struct loader *L)
                        "admin.listen: \"%s\" is not host:port (like 127.0.0.1:9464)", listen);
         } else {
             p->admin_listen = listen;
+        }
+    }
+
+    /* memory_limit */
+    p->memory_limit = 0;
+    const struct sl_cfg_node *ml = sl_cfg_get(root, "memory_limit");
+    if (ml) {
+        size_t before = L->nprob;
+        check_option(L, find_option(top_options, "memory_limit"), root, ml);
+        if (L->nprob == before)
+            p->memory_limit =
+                size_setting(L, root, "memory_limit", 0, 0, 1ull << 40, "0 (no limit) up to 1TiB");
+        if (p->memory_limit && p->memory_limit < (1u << 20)) {
+            problem_at(L, ml->line, ml->col,
+                       "memory_limit: %s is too small to hold one batch; use at least 1MiB",
+                       ml->str);
+            p->memory_limit = 0;
         }
     }
 

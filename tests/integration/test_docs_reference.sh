@@ -8,7 +8,8 @@ if ! diff -u "$SLUICE_SRC/docs/configuration.md" <("$SLUICE" docs config); then
     exit 1
 fi
 # Every plugin in the registry has a section.
-for p in "source file" "source stdin" "source postgres" "transform filter" "transform map" \
+for p in "source file" "source stdin" "source postgres" "source http" "transform filter" \
+         "transform map" \
          "transform route" "transform validate" "sink postgres" "sink http" \
          "sink stdout" "sink file" "sink sqlite"; do
     heading="### ${p% *} \`${p#* }\`"

@@ -222,8 +222,8 @@ static void test_top_level(void)
               "p.yaml:1:1: missing required top-level key \"sources\" (where records come from)\n"
               "p.yaml:2:1: unknown top-level key \"sorces\"; did you mean \"sources\"?\n"
               "p.yaml:5:1: unknown top-level key \"frobnicate\"; expected one of pipeline, "
-              "state_dir, delivery, sources, transforms, sinks, batch, queue, json, dlq, "
-              "admin, quality\n"
+              "state_dir, delivery, sources, transforms, sinks, batch, queue, json, "
+              "memory_limit, dlq, admin, quality\n"
               "p.yaml:6:37: sinks.out.inputs: \"in\" names no source or transform");
     CHECK_STR(fails("", &err), "p.yaml:1:1: the file is empty; a pipeline needs at least "
                                "\"pipeline:\", \"sources:\" and \"sinks:\"");
@@ -278,10 +278,10 @@ static void test_components(void)
               "p.yaml:4:3: sources.in2: nothing reads from \"in2\"; add it to the inputs of a "
               "transform or sink, or remove it\n"
               "p.yaml:4:15: sources.in2.type: \"filter\" is a transform type, not a source "
-              "type; move it under transforms: or use one of file, stdin, postgres\n"
+              "type; move it under transforms: or use one of file, stdin, postgres, http, nats\n"
               "p.yaml:4:31: sources.in2.inputs: a source does not take inputs; remove it\n"
               "p.yaml:5:3: sources.in3: missing required key \"type\" (source types: file, "
-              "stdin, postgres)\n"
+              "stdin, postgres, http, nats)\n"
               "p.yaml:5:3: sources.in3: nothing reads from \"in3\"; add it to the inputs of a "
               "transform or sink, or remove it\n"
               "p.yaml:6:3: sources.in4: missing required key \"path\" for source type "

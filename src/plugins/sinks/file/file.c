@@ -117,10 +117,11 @@ struct file_sink {
     size_t nsources;
     int exactly_once, inspect, do_fsync;
     uint64_t max_bytes;
-    uint64_t roll_ns;                         /* 0: no roll_interval */
-    uint64_t commit_every_ns;                 /* commit_interval; 0: every batch */
-    uint64_t commit_bytes;                    /* 0: no commit_bytes */
-    uint64_t last_commit_mono;                /* CLOCK_MONOTONIC of the last manifest write */
+    uint64_t roll_ns;          /* 0: no roll_interval */
+    uint64_t commit_every_ns;  /* commit_interval; 0: every batch */
+    int manifest_written;      /* a manifest write succeeded since process() last reported it */
+    uint64_t commit_bytes;     /* 0: no commit_bytes */
+    uint64_t last_commit_mono; /* CLOCK_MONOTONIC of the last manifest write */
     char id_field[SL__SINK_ID_FIELD_MAX + 1]; /* "" when switched off */
     char tag[9];                              /* 8 hex digits of (pipeline, sink) */
     char root[PATH_MAX];                      /* fixed directory part of the template */
@@ -557,6 +558,7 @@ static sl_rc manifest_write(struct file_sink *s, struct sl_error *err)
     mark_committed(s);
     if (s->do_fsync && (rc = sync_parent_dir(s->manifest, err)))
         return rc;
+    s->manifest_written = 1;
     return SL_OK;
 }
 
@@ -1301,7 +1303,6 @@ static sl_rc file_process(void *state, struct sl_batch *b, struct sl_worker *w,
                           struct sl_error *err)
 {
     struct file_sink *s = state;
-    (void)w;
     if (s->inspect || s->broken)
         return sl_error_set(err, SL_ESTATE, "sink %s cannot write (%s)", s->name,
                             s->inspect ? "opened for inspection" : "an earlier rollback failed");
@@ -1387,6 +1388,15 @@ static sl_rc file_process(void *state, struct sl_batch *b, struct sl_worker *w,
     }
     if (e)
         sl_free(saved.position);
+    /*
+     * A manifest write in this call made every earlier batch durable (plugin.h
+     * defers_commit): the engine may now let sources release their data.
+     */
+    if (s->manifest_written) {
+        s->manifest_written = 0;
+        if (w && w->durable)
+            w->durable(w);
+    }
     return SL_OK;
 
 fail:
@@ -1581,6 +1591,7 @@ static void file_close(void *state)
 const struct sl_plugin sl_sink_file = {
     .kind = SL_PLUGIN_SINK,
     .name = "file",
+    .defers_commit = 1,
     .description = "Writes records as NDJSON lines to files named by a UTC time template, "
                    "committing each batch and its source positions through a manifest "
                    "(exactly-once).",
