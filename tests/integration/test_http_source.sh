@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The http source (docs/sources.md): records POSTed as NDJSON or a JSON array arrive in a
 # file sink exactly as sent; a bad line gets 400 with per-line errors while the good lines
-# are delivered; 401/403 with auth_token, 404, 405, 413, 415. Then crashes: sluice is
+# are delivered; gzip bodies; 401/403 with auth_token, 404, 405, 413, 415. Then crashes: sluice is
 # killed with SIGKILL right after acknowledged POSTs, a torn tail is appended by hand to the
 # last write-ahead log segment, `sluice wal check` reports it (exit 1) and `sluice wal
 # repair` cuts exactly those bytes; after a second kill the torn tail is cut at start with
@@ -87,15 +87,25 @@ post "http://127.0.0.1:$PORT/v1/ingest/other" b1.json "$AUTH" >r
 [ "$(head -1 r)" = "404 " ] || fail "other source: $(cat r)"
 post "$URL" b1.json "$AUTH" --method=GET >r
 [ "$(head -1 r)" = "405 " ] || fail "GET: $(cat r)"
+# gzip: accepted and decompressed (records 8, 9); not gzip at all: 400; a bomb that
+# decompresses past max_body_bytes: 413; another encoding: 415.
+printf '{"id":8,"v":"gz"}\n{"id":9,"v":"gz"}\n' | "$PY" -c 'import gzip, sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))' >gz.bin
+post "$URL" gz.bin "$AUTH" "Content-Encoding: gzip" >r
+expect "gzip" r 200 '{"accepted":2,"rejected":0,"errors":[]}'
 post "$URL" b1.json "$AUTH" "Content-Encoding: gzip" >r
-[ "$(head -1 r)" = "415 " ] || fail "gzip: $(cat r)"
+[ "$(head -1 r)" = "400 " ] || fail "a body that is not gzip: $(cat r)"
+"$PY" -c 'import gzip, sys; sys.stdout.buffer.write(gzip.compress(b"{\"pad\":\"" + b"x" * 100000 + b"\"}\n"))' >bomb.bin
+post "$URL" bomb.bin "$AUTH" "Content-Encoding: gzip" >r
+[ "$(head -1 r)" = "413 " ] || fail "gzip over max_body_bytes once decompressed: $(cat r)"
+post "$URL" b1.json "$AUTH" "Content-Encoding: br" >r
+[ "$(head -1 r)" = "415 " ] || fail "another encoding: $(cat r)"
 "$PY" -c 'import sys; sys.stdout.write("{\"pad\":\"%s\"}\n" % ("x" * 5000))' >big.json
 post "$URL" big.json "$AUTH" >r
 [ "$(head -1 r)" = "413 " ] || fail "5 KB body over max_body_bytes 4KiB: $(cat r)"
 
 # Every accepted record is committed (the in-progress file), then a clean stop.
 committed() { cat out/.ev.ndjson.*.inprogress out/ev*.ndjson 2>/dev/null | wc -l; }
-wait_for 20 test "$(committed)" -ge 7
+wait_for 20 test "$(committed)" -ge 9
 kill -TERM "$SLUICE_PID"
 wait "$SLUICE_PID" || fail "SIGTERM exit status $?"
 cat >want1 <<'EOF'
@@ -106,6 +116,8 @@ cat >want1 <<'EOF'
 {"id":5}
 {"id":6}
 {"id":7}
+{"id":8,"v":"gz"}
+{"id":9,"v":"gz"}
 EOF
 strip() { "$PY" -c '
 import json, sys, glob

@@ -61,7 +61,7 @@ state_dir: state_c
 sources:
   bus: {type: nats, url: "$NATS_URL", stream: EV, subject: "ev.>", durable: wh, batch_size: 256}
 sinks:
-  out: {type: file, inputs: [bus], path: out/rows.ndjson, id_field: ""}
+  out: {type: file, inputs: [bus], path: out/rows.ndjson, id_field: "", commit_interval: 0}
 YAML
 
 # --- produce, consume, compare ------------------------------------------------------------

@@ -16,7 +16,7 @@
  * JSON array body {"element":k,...}) when any was bad, the good ones accepted unless
  * all_or_nothing is set (then accepted is 0). 401 (no bearer token) / 403 (wrong token)
  * when auth_token is set; 404 for another path; 405 for a method other than POST; 413
- * over max_body_bytes; 415 for a Content-Encoding (gzip needs zlib, which is not linked);
+ * over max_body_bytes (also once decompressed); 415 for a Content-Encoding other than gzip;
  * 503 with Retry-After when the log holds more than wal_max_bytes; 500 when the log cannot
  * be written (the message says why).
  *
@@ -40,11 +40,12 @@
 #include <sys/socket.h>
 
 #include <microhttpd.h>
+#include <zlib.h>
 
 #include "sluice/alloc.h"
-#include "sluice/engine.h"
 #include "sluice/arena.h"
 #include "sluice/buf.h"
+#include "sluice/engine.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/plugin.h"
@@ -78,7 +79,68 @@ struct http_req {
     char *data;
     size_t len, cap;
     int too_large;
+    int gzip; /* Content-Encoding: gzip */
 };
+
+/*
+ * Inflate a gzip body into *out (sl_malloc'd), refusing to grow past max bytes (a small
+ * body must not decompress into gigabytes). 0 done, 1 not valid gzip, 2 over max,
+ * -1 out of memory.
+ */
+static int gunzip(const char *in, size_t n, size_t max, char **out, size_t *outlen)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
+        return -1;
+    size_t cap = n * 4 + 4096, len = 0;
+    if (cap > max + 1)
+        cap = max + 1;
+    char *buf = sl_malloc(cap);
+    int rc = 0, zr = Z_OK;
+    if (!buf) {
+        inflateEnd(&z);
+        return -1;
+    }
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)n;
+    while (zr == Z_OK) {
+        if (len == cap) {
+            if (cap > max) {
+                rc = 2;
+                break;
+            }
+            size_t nc = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *g = sl_realloc(buf, nc);
+            if (!g) {
+                rc = -1;
+                break;
+            }
+            buf = g;
+            cap = nc;
+        }
+        z.next_out = (Bytef *)buf + len;
+        z.avail_out = (uInt)(cap - len);
+        zr = inflate(&z, Z_NO_FLUSH);
+        len = cap - z.avail_out;
+        if (len > max) {
+            rc = 2;
+            break;
+        }
+        if (zr == Z_BUF_ERROR && z.avail_out)
+            break; /* input ended before the stream did */
+    }
+    if (rc == 0 && (zr != Z_STREAM_END || z.avail_in != 0))
+        rc = 1;
+    inflateEnd(&z);
+    if (rc) {
+        sl_free(buf);
+        return rc;
+    }
+    *out = buf;
+    *outlen = len;
+    return 0;
+}
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *body,
                              size_t len, const char *hname, const char *hval)
@@ -337,10 +399,10 @@ static enum MHD_Result precheck(struct http_src *s, struct MHD_Connection *c, co
             return reply_error(c, MHD_HTTP_FORBIDDEN, NULL, NULL, "the bearer token is wrong");
     }
     const char *enc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
-    if (enc && strcasecmp(enc, "identity") != 0)
+    if (enc && strcasecmp(enc, "identity") != 0 && strcasecmp(enc, "gzip") != 0)
         return reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL, NULL,
-                           "Content-Encoding %s is not supported (this build has no zlib); send "
-                           "the body uncompressed",
+                           "Content-Encoding %s is not supported; send the body uncompressed "
+                           "or gzip-compressed",
                            enc);
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > s->max_body)
@@ -376,6 +438,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return r;
         if (!(q = sl_calloc(1, sizeof *q)))
             return MHD_NO;
+        const char *enc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
+        q->gzip = enc && strcasecmp(enc, "gzip") == 0;
         *con_cls = q;
         return MHD_YES;
     }
@@ -407,6 +471,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL,
                            "the body exceeds max_body_bytes %" PRIu64 "; send smaller requests",
                            s->max_body);
+    if (q->gzip) {
+        char *plain = NULL;
+        size_t plen = 0;
+        int g = gunzip(q->data ? q->data : "", q->len, s->max_body, &plain, &plen);
+        if (g == 1)
+            return reply_error(c, MHD_HTTP_BAD_REQUEST, NULL, NULL,
+                               "the body is not valid gzip (Content-Encoding: gzip); nothing "
+                               "was accepted");
+        if (g == 2)
+            return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL,
+                               "the body decompresses to more than max_body_bytes %" PRIu64
+                               "; send smaller requests",
+                               s->max_body);
+        if (g < 0)
+            return MHD_NO;
+        sl_free(q->data);
+        q->data = plain;
+        q->len = q->cap = plen;
+        q->gzip = 0;
+    }
     return handle_body(s, c, q);
 }
 
