@@ -90,11 +90,11 @@ struct sl_worker {
      */
     uint64_t retry_after_ms;
     /*
-     * Sinks with defers_commit call this after each commit that made durable every batch
-     * processed before the current one (the engine counts the current batch only from the
-     * next commit on). Set by the engine; NULL outside it.
+     * Sinks with defers_commit call this after each commit: every batch processed before
+     * the current one is durable, and the current one too when with_current is set (the
+     * commit came after it was written). Set by the engine; NULL outside it.
      */
-    void (*durable)(struct sl_worker *w);
+    void (*durable)(struct sl_worker *w, int with_current);
 };
 
 /* What init gets. Everything here outlives the plugin's state. */

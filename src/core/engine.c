@@ -136,6 +136,7 @@ struct stage {
     int brk_inited;
     /* sinks with defers_commit: per source, the last seq known durable */
     uint64_t *durable;
+    size_t cur_source; /* sinks: the source of the batch in process() (mark_durable) */
     /* sources with release(): positions emitted and not yet released, oldest first */
     pthread_mutex_t rel_mu;
     struct relpos *rel_head, *rel_tail;
@@ -267,7 +268,7 @@ static sl_rc keep_rejects(struct engine *e, struct sl_batch *b, struct sl_error 
     return SL_OK;
 }
 
-static void worker_durable(struct sl_worker *w);
+static void worker_durable(struct sl_worker *w, int with_current);
 
 /* sl_worker.keep_rejects: the hook sinks call before they commit. */
 static sl_rc worker_keep_rejects(struct sl_worker *w, struct sl_batch *b, struct sl_error *err)
@@ -655,6 +656,7 @@ static sl_rc process_batch(struct stage *st, struct sl_batch *b, struct sl_worke
             return rc;
     }
     if (st->comp->kind == SL_PLUGIN_SINK) {
+        st->cur_source = b->source;
         struct attempt a = {st, b, w};
         rc = sl__breaker_run(&st->brk, sink_attempt, &a, &e->aborted, err);
     } else {
@@ -940,10 +942,11 @@ static void advance(struct engine *e, struct stage *st, uint32_t s)
 }
 
 /*
- * A deferring sink committed: every batch it finished before the current one is durable.
+ * A deferring sink committed: every batch it finished before the current one is durable,
+ * and the current one (source cur_source) with with_current, when this is its last copy.
  * Recompute the release point of every source it reads.
  */
-static void mark_durable(struct engine *e, struct stage *st)
+static void mark_durable(struct engine *e, struct stage *st, int with_current)
 {
     for (size_t s = 0; s < e->p->nsources; s++) {
         if (!st->need[s])
@@ -951,18 +954,20 @@ static void mark_durable(struct engine *e, struct stage *st)
         struct stage *src = &e->st[s];
         pthread_mutex_lock(&src->rel_mu);
         st->durable[s] = st->next_seq[s] - 1;
+        if (with_current && st->cur_source == s && st->have[s] + 1 >= st->need[s])
+            st->durable[s] = st->next_seq[s];
         pthread_mutex_unlock(&src->rel_mu);
         if (src->comp->plugin->release)
             release_passed(e, (uint32_t)s);
     }
 }
 
-static void worker_durable(struct sl_worker *w)
+static void worker_durable(struct sl_worker *w, int with_current)
 {
     struct engine *e = w->engine;
     for (size_t i = 0; i < e->n; i++)
         if (e->st[i].comp->name == w->stage) {
-            mark_durable(e, &e->st[i]);
+            mark_durable(e, &e->st[i], with_current);
             return;
         }
 }
@@ -1022,7 +1027,7 @@ static void *sink_main(void *arg)
         if (rc)
             engine_fail(e, st, rc, &err);
         else if (st->comp->plugin->defers_commit)
-            mark_durable(e, st); /* flush made everything durable */
+            mark_durable(e, st, 0); /* flush made everything durable */
     }
     for (size_t s = 0; s < e->p->nsources; s++) {
         int leftover = 0;

@@ -24,12 +24,26 @@ extern const struct sl_plugin sl_sink_sqlite;
 extern const struct sl_plugin sl_sink_postgres;
 extern const struct sl_plugin sl_sink_http;
 extern const struct sl_plugin sl_sink_nats;
+extern const struct sl_plugin sl_sink_kafka;
 
 static const struct sl_plugin *const registry[] = {
-    &sl_source_file,        &sl_source_stdin,     &sl_source_postgres, &sl_source_http,
-    &sl_source_nats,        &sl_transform_filter, &sl_transform_map,   &sl_transform_route,
-    &sl_transform_validate, &sl_sink_stdout,      &sl_sink_file,       &sl_sink_sqlite,
-    &sl_sink_postgres,      &sl_sink_http,        &sl_sink_nats,       NULL,
+    &sl_source_file,
+    &sl_source_stdin,
+    &sl_source_postgres,
+    &sl_source_http,
+    &sl_source_nats,
+    &sl_transform_filter,
+    &sl_transform_map,
+    &sl_transform_route,
+    &sl_transform_validate,
+    &sl_sink_stdout,
+    &sl_sink_file,
+    &sl_sink_sqlite,
+    &sl_sink_postgres,
+    &sl_sink_http,
+    &sl_sink_nats,
+    &sl_sink_kafka,
+    NULL,
 };
 
 const struct sl_plugin *const *sl_plugin_all(void)

@@ -48,12 +48,13 @@ for line in sys.stdin:
         time.sleep(0.01)
 PY
 
-"$SLUICE" run p.yaml 2>sluice.log | python3 reader.py &
+mkfifo records.fifo
+python3 reader.py <records.fifo &
 PIPE_PID=$!
-wait_for 20 python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT)).close()"
-SPID=$(pgrep -f "run p.yaml" | head -n 1)
-[ -n "$SPID" ] || fail "sluice did not start: $(cat sluice.log)"
+"$SLUICE" run p.yaml >records.fifo 2>sluice.log &
+SPID=$!
 _SL_BG_PIDS+=("$SPID" "$PIPE_PID")
+wait_for 20 python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT)).close()"
 
 python3 - "$PORT" "$SPID" "$SECONDS_LOAD" <<'PY' || fail "overload was not pushed back cleanly (see above)"
 import json, sys, threading, time, urllib.error, urllib.request
@@ -134,5 +135,6 @@ if got != want:
                                             sorted(set(got) - set(want))[:10]))
 PY
 kill -TERM "$SPID"
+wait "$SPID" || fail "sluice did not stop cleanly on SIGTERM: $(tail -n 5 sluice.log)"
 wait "$PIPE_PID" || true
 note "backpressure: bounded memory, 503 with Retry-After, every acknowledged record once"

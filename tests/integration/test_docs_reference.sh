@@ -8,10 +8,10 @@ if ! diff -u "$SLUICE_SRC/docs/configuration.md" <("$SLUICE" docs config); then
     exit 1
 fi
 # Every plugin in the registry has a section.
-for p in "source file" "source stdin" "source postgres" "source http" "transform filter" \
-         "transform map" \
-         "transform route" "transform validate" "sink postgres" "sink http" \
-         "sink stdout" "sink file" "sink sqlite"; do
+for p in "source file" "source stdin" "source postgres" "source http" "source nats" \
+         "transform filter" "transform map" "transform route" "transform validate" \
+         "sink stdout" "sink file" "sink sqlite" "sink postgres" "sink http" "sink nats" \
+         "sink kafka"; do
     heading="### ${p% *} \`${p#* }\`"
     grep -qxF "$heading" "$SLUICE_SRC/docs/configuration.md" \
         || { echo "FAIL: no section \"$heading\"" >&2; exit 1; }

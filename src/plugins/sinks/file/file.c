@@ -1376,7 +1376,8 @@ static sl_rc file_process(void *state, struct sl_batch *b, struct sl_worker *w,
     }
     if ((rc = note_batch(s, b, written, now_ns(), err)))
         goto fail;
-    if (s->exactly_once && commit_due(s) && (rc = commit(s, err))) {
+    int committed_now = s->exactly_once && commit_due(s);
+    if (committed_now && (rc = commit(s, err))) {
         if (!s->dirty) {
             /* The manifest was renamed into place: the batch is committed, only a later
              * sync failed. Undoing it now would leave the manifest ahead of the file. */
@@ -1395,7 +1396,7 @@ static sl_rc file_process(void *state, struct sl_batch *b, struct sl_worker *w,
     if (s->manifest_written) {
         s->manifest_written = 0;
         if (w && w->durable)
-            w->durable(w);
+            w->durable(w, committed_now);
     }
     return SL_OK;
 

@@ -27,6 +27,10 @@
  * hash (pipeline, source, stream) and the sequence, so a message read again after a crash
  * gets the same id.
  *
+ * Outages: failing to set up the consumer at start backs off (SL_AGAIN). Once subscribed,
+ * the connection reconnects without limit and a failed fetch only backs off, so held
+ * handles stay valid for their acknowledgements; close() flushes pending acknowledgements.
+ *
  * Threading: read/restore/close on the source's thread; release from sink threads.
  * Invariant 1 below is guarded by mu; position_cmp and covers read only their arguments.
  */
