@@ -53,6 +53,8 @@
 #include "sluice/log.h"
 #include "sluice/record.h"
 
+#include "plugins/sinks/common/rejects.h"
+
 static const struct sl_option pg_options[] = {
     {.name = "connection",
      .type = SL_OPT_STRING,
@@ -1268,24 +1270,7 @@ static sl_rc insert_range(struct pg_sink *s, struct sl_batch *b, const uint32_t 
 static sl_rc keep_rejected(struct pg_sink *s, struct sl_batch *b, struct sl_worker *w,
                            struct sl_error *err)
 {
-    if (!w || !w->keep_rejects)
-        return SL_OK;
-    uint32_t i;
-    for (i = 0; i < b->n; i++) {
-        const struct sl_record *r = &b->recs[i];
-        if ((r->flags & (SL_REC_BAD | SL_REC_KEPT)) == SL_REC_BAD && r->error_stage &&
-            strcmp(r->error_stage, s->name) == 0)
-            break;
-    }
-    if (i == b->n)
-        return SL_OK;
-    sl_rc rc = w->keep_rejects(w, b, err);
-    if (rc)
-        sl_error_prefix(err,
-                        "sink %s: the batch was rolled back because the records it rejected "
-                        "could not be put in the dead-letter queue: ",
-                        s->name);
-    return rc;
+    return sl__sink_keep_rejected(s->name, b, w, err);
 }
 
 #define CKPT_GET_SQL "SELECT position FROM %s WHERE pipeline = $1 AND sink = $2 AND source = $3%s"

@@ -106,6 +106,8 @@
 #include "sluice/log.h"
 #include "sluice/plugin.h"
 #include "sluice/record.h"
+
+#include "plugins/sinks/common/rejects.h"
 #include "sqlite_int.h"
 
 static const char *const ctype_sql[] = {"TEXT", "INTEGER", "REAL", "TEXT"};
@@ -1163,24 +1165,7 @@ sl_rc sl__sqlite_write_rows(struct sqlite_sink *s, struct sl_batch *b, struct sl
 static sl_rc keep_rejected(struct sqlite_sink *s, struct sl_batch *b, struct sl_worker *w,
                            struct sl_error *err)
 {
-    if (!w || !w->keep_rejects)
-        return SL_OK;
-    uint32_t i;
-    for (i = 0; i < b->n; i++) {
-        const struct sl_record *r = &b->recs[i];
-        if ((r->flags & (SL_REC_BAD | SL_REC_KEPT)) == SL_REC_BAD && r->error_stage &&
-            strcmp(r->error_stage, s->name) == 0)
-            break;
-    }
-    if (i == b->n)
-        return SL_OK;
-    sl_rc rc = w->keep_rejects(w, b, err);
-    if (rc)
-        sl_error_prefix(err,
-                        "sink %s: the batch was rolled back because the records it rejected "
-                        "could not be put in the dead-letter queue: ",
-                        s->name);
-    return rc;
+    return sl__sink_keep_rejected(s->name, b, w, err);
 }
 
 static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w,
