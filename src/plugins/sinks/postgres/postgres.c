@@ -799,6 +799,25 @@ static sl_rc copy_send(struct pg_sink *s, struct sl_error *err)
     return SL_OK;
 }
 
+/*
+ * Send what is buffered and end the COPY; after a client-side error rc (building the
+ * data), abort it instead. The COPY's own result is for the caller to read.
+ */
+static sl_rc copy_end(struct pg_sink *s, sl_rc rc, struct sl_error *err)
+{
+    if (rc) {
+        PQputCopyEnd(s->conn, "client error");
+        PQclear(PQgetResult(s->conn));
+        return sl_error_set(err, rc, "sink %s: building COPY data: %s", s->name, sl_strerror(rc));
+    }
+    if ((rc = copy_send(s, err)))
+        return rc;
+    /* PQputCopyEnd returns 1 even when the COPY failed: the result says. */
+    if (PQputCopyEnd(s->conn, NULL) != 1)
+        return sl__pg_fail(s, NULL, "ending COPY", err);
+    return SL_OK;
+}
+
 sl_rc sl__pg_copy_batch(struct pg_sink *s, struct sl_batch *b, const uint32_t *idx, uint32_t n,
                         struct sl_error *err)
 {
@@ -839,16 +858,8 @@ sl_rc sl__pg_copy_batch(struct pg_sink *s, struct sl_batch *b, const uint32_t *i
         if (rc == SL_OK && s->copy.len >= PG_COPY_CHUNK && (rc = copy_send(s, err)))
             return rc;
     }
-    if (rc) {
-        PQputCopyEnd(s->conn, "client error");
-        PQclear(PQgetResult(s->conn));
-        return sl_error_set(err, rc, "sink %s: building COPY data: %s", s->name, sl_strerror(rc));
-    }
-    if ((rc = copy_send(s, err)))
+    if ((rc = copy_end(s, rc, err)))
         return rc;
-    /* PQputCopyEnd returns 1 even when the COPY failed: the result says. */
-    if (PQputCopyEnd(s->conn, NULL) != 1)
-        return sl__pg_fail(s, NULL, "ending COPY", err);
     res = PQgetResult(s->conn);
     rc = SL_OK;
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -1155,15 +1166,8 @@ again:
         if (rc == SL_OK && s->copy.len >= PG_COPY_CHUNK && (rc = copy_send(s, err)))
             return rc;
     }
-    if (rc) {
-        PQputCopyEnd(s->conn, "client error");
-        PQclear(PQgetResult(s->conn));
-        return sl_error_set(err, rc, "sink %s: building COPY data: %s", s->name, sl_strerror(rc));
-    }
-    if ((rc = copy_send(s, err)))
+    if ((rc = copy_end(s, rc, err)))
         return rc;
-    if (PQputCopyEnd(s->conn, NULL) != 1)
-        return sl__pg_fail(s, NULL, "ending COPY", err);
     res = PQgetResult(s->conn);
     int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
     PGresult *extra;
