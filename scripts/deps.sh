@@ -6,10 +6,10 @@ set -eu
 
 BUILD_PKGS="build-essential cmake pkg-config libyaml-dev libsqlite3-dev libpq-dev
 librdkafka-dev libnats-dev libmicrohttpd-dev libcurl4-openssl-dev libluajit-5.1-dev
-libzstd-dev zlib1g-dev"
+libzstd-dev zlib1g-dev tzdata"
 TEST_PKGS="python3 python3-prometheus-client sqlite3 postgresql nats-server jq clang clang-format llvm libclang-rt-14-dev
 procps psmisc"
-BENCH_PKGS="miller time"
+BENCH_PKGS="miller time wrk"
 
 want="$BUILD_PKGS $TEST_PKGS"
 case "${1:-}" in

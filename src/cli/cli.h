@@ -25,6 +25,8 @@ int sl__cli_contract(int argc, char **argv);   /* contract.c */
 int sl__cli_dlq(int argc, char **argv);        /* dlq.c */
 int sl__cli_quarantine(int argc, char **argv); /* quarantine.c */
 int sl__cli_wal(int argc, char **argv);        /* wal.c */
+int sl__cli_dag(int argc, char **argv);        /* dag.c */
+int sl__cli_scheduler(int argc, char **argv);  /* scheduler.c */
 
 /*
  * `sluice dlq replay` and `sluice quarantine release` (replay.c): argv[0] is the

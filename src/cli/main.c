@@ -36,6 +36,9 @@ static const char usage[] =
     "                               units of records a quality gate held back\n"
     "  wal check|repair PIPELINE.yaml\n"
     "                               verify the http sources' write-ahead logs; cut a torn tail\n"
+    "  dag validate|run|backfill|status|graph DAG.yaml ...\n"
+    "                               DAGs of jobs by partition: runs, backfills, state\n"
+    "  scheduler DAG.yaml...        run DAGs on their schedules (catchup, SLAs, alerts)\n"
     "  docs config                  print the configuration reference (markdown)\n"
     "\n"
     "global options (accepted by every verb):\n"
@@ -128,10 +131,11 @@ static const struct verb verbs[] = {
     {"run", sl__cli_run},       {"validate", sl__cli_validate},     {"docs", sl__cli_docs},
     {"status", sl__cli_status}, {"reset", sl__cli_reset},           {"contract", sl__cli_contract},
     {"dlq", sl__cli_dlq},       {"quarantine", sl__cli_quarantine}, {"wal", sl__cli_wal},
+    {"dag", sl__cli_dag},       {"scheduler", sl__cli_scheduler},
 };
 
 /* Verbs of the design that this version does not have yet: say so plainly. */
-static const char *const planned[] = {"test", "dag", "scheduler"};
+static const char *const planned[] = {"test"};
 
 int main(int argc, char **argv)
 {

@@ -36,7 +36,7 @@ set -e
 [ "$rc" = 2 ] || fail "missing config exit $rc"
 grep -q "missing.yaml" <<<"$err" || fail "missing config message does not name the file: $err"
 set +e
-err=$("$SLUICE" dag run x.yaml 2>&1); rc=$?
+err=$("$SLUICE" test x.yaml 2>&1); rc=$?
 set -e
 [ "$rc" = 2 ] || fail "unavailable verb exit $rc"
 grep -q "not available in this version" <<<"$err" || fail "unavailable verb message: $err"
