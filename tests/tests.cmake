@@ -12,6 +12,11 @@ foreach(src ${SLUICE_UNIT_TESTS})
   set_tests_properties(unit/${name} PROPERTIES LABELS unit TIMEOUT 300
     ENVIRONMENT "SLUICE_SRC=${PROJECT_SOURCE_DIR}")
 endforeach()
+# test_wal again with the write-ahead log's portable CRC table instead of the SSE4.2
+# instruction (both must give the same checksums).
+add_test(NAME unit/test_wal_crc_table COMMAND test_wal)
+set_tests_properties(unit/test_wal_crc_table PROPERTIES LABELS unit TIMEOUT 300
+  ENVIRONMENT "SLUICE_WAL_CRC_TABLE=1;SLUICE_SRC=${PROJECT_SOURCE_DIR}")
 
 # Fuzz targets: tests/fuzz/fuzz_<name>.c define LLVMFuzzerTestOneInput. Without
 # SLUICE_FUZZ they are linked with a small driver that replays the checked-in corpus

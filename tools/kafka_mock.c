@@ -7,6 +7,11 @@
  *       (host:port,host:port,host:port) as one line on stdout and keep serving until
  *       SIGTERM or SIGINT.
  *
+ *   kafka_mock produce BOOTSTRAP TOPIC PARTITIONS
+ *       Read lines from stdin and produce line i (0-based) as one message to partition
+ *       i % PARTITIONS with key "k<i>" and header n=<i>, idempotently; wait for every
+ *       delivery report. Exit status 0 when all were delivered, else 1.
+ *
  *   kafka_mock dump BOOTSTRAP TOPIC
  *       Read every message of TOPIC from the start to the high watermark of each
  *       partition and print one JSON line per message, partitions in order, offsets in
@@ -222,13 +227,74 @@ static int dump(const char *bootstrap, const char *topic)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+static int delivered_ok, delivered_bad;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    if (m->err) {
+        fprintf(stderr, "kafka_mock: delivery failed: %s\n", rd_kafka_err2str(m->err));
+        delivered_bad++;
+    } else {
+        delivered_ok++;
+    }
+}
+
+static int produce(const char *bootstrap, const char *topic, int parts)
+{
+    char why[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    set(c, "bootstrap.servers", bootstrap);
+    set(c, "enable.idempotence", "true");
+    set(c, "linger.ms", "5");
+    set(c, "log_level", "3");
+    rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, why, sizeof why);
+    if (!rk)
+        die("rd_kafka_new", why);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long i = 0;
+    while ((len = getline(&line, &cap, stdin)) > 0) {
+        if (line[len - 1] == '\n')
+            len--;
+        char key[32], num[32];
+        snprintf(key, sizeof key, "k%ld", i);
+        snprintf(num, sizeof num, "%ld", i);
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION((int32_t)(i % parts)),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(line, (size_t)len),
+                    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_HEADER("n", num, -1),
+                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 50);
+        if (e)
+            die("produce", rd_kafka_err2str(e));
+        rd_kafka_poll(rk, 0);
+        i++;
+    }
+    free(line);
+    rd_kafka_flush(rk, 60000);
+    rd_kafka_destroy(rk);
+    if (delivered_ok != i || delivered_bad) {
+        fprintf(stderr, "kafka_mock: %d of %ld messages delivered\n", delivered_ok, i);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "produce") == 0)
+        return produce(argv[2], argv[3], atoi(argv[4]) > 0 ? atoi(argv[4]) : 1);
     if (argc >= 2 && strcmp(argv[1], "serve") == 0)
         return serve(argc - 2, argv + 2);
     if (argc == 4 && strcmp(argv[1], "dump") == 0)
         return dump(argv[2], argv[3]);
     fprintf(stderr, "usage: kafka_mock serve [TOPIC:PARTITIONS ...]\n"
+                    "       kafka_mock produce BOOTSTRAP TOPIC PARTITIONS\n"
                     "       kafka_mock dump BOOTSTRAP TOPIC\n");
     return 2;
 }

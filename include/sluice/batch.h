@@ -51,10 +51,13 @@ struct sl_batch {
     size_t bytes;         /* input bytes, for queue byte limits */
     const char *origin;   /* input file path (arena), "-" for stdin, or NULL */
     const char *position; /* invariant 3 */
-    uint64_t *outmask;    /* routing: one bit per output per record (route transform) */
-    uint64_t ingest_ns;   /* CLOCK_REALTIME when the source emitted it */
-    uint32_t empty;       /* empty (or blank) lines the source skipped to fill it: counted,
-                             never records */
+    /* the name sinks record position under: NULL = the source's name; a source keeping a
+       position per partition names the partition ("<source>#<topic>/<partition>") */
+    const char *checkpoint;
+    uint64_t *outmask;  /* routing: one bit per output per record (route transform) */
+    uint64_t ingest_ns; /* CLOCK_REALTIME when the source emitted it */
+    uint32_t empty;     /* empty (or blank) lines the source skipped to fill it: counted,
+                           never records */
 };
 
 /* A new empty batch with one reference. arena_block 0 = 256 KiB. SL_OK / SL_ENOMEM. */

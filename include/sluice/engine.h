@@ -81,6 +81,9 @@ struct sl_stage_live {
     uint64_t last_commit_ns;        /* sinks: wall clock of the last commit, 0 = none yet */
     uint64_t last_commit_ingest_ns; /* sinks: when that batch left its source */
     int breaker_state;              /* sinks: 0 closed, 1 open, 2 half-open */
+    int has_wal;                    /* sources with a write-ahead log (plugin wal_usage): */
+    uint64_t wal_bytes;             /* the bytes its segment files hold */
+    uint64_t wal_segments;          /* and how many there are */
 };
 
 typedef void (*sl_engine_live_fn)(void *ctx, const struct sl_stage_stats *s,
@@ -92,6 +95,34 @@ typedef void (*sl_engine_live_fn)(void *ctx, const struct sl_stage_stats *s,
  * finish while fn runs, so fn must be quick. SL_OK, or SL_ENOENT when no engine runs.
  */
 sl_rc sl_engine_live(sl_engine_live_fn fn, void *ctx);
+
+/* One sink's checkpoint for one source it reads, as the running engine knows it. */
+struct sl_checkpoint_live {
+    const char *sink, *sink_plugin;     /* component name, type */
+    const char *source, *source_plugin; /* component name, type */
+    const char *position;               /* committed position; NULL when none yet */
+    uint64_t commit_ns;                 /* wall clock of that commit; 0 unknown */
+    int has_number;                     /* the source's position_number answered: */
+    uint64_t number;                    /* the position as a number */
+    int has_segment;                    /* (segment, offset) positions: */
+    uint64_t segment;                   /* the segment of that offset */
+    int has_lag;                        /* the source's lag() answered: */
+    uint64_t lag;                       /* what lies after position, in lag_unit */
+    const char *lag_unit;               /* "bytes" or "messages" */
+};
+
+typedef void (*sl_engine_checkpoint_fn)(void *ctx, const struct sl_checkpoint_live *c);
+
+/*
+ * Call fn for every (sink, source) pair of the running engine where the sink keeps
+ * checkpoints (plugin committed()) and the source keeps one position (not partitioned),
+ * in pipeline order: the position committed before the
+ * run or by its latest commit (for sinks with defers_commit, the latest one they reported
+ * durable), its time, the position as a number and the source's lag after it. Calls the
+ * sources' lag(), which may take a network round trip, while the engine cannot finish;
+ * strings are valid during fn only. SL_OK, SL_ENOENT when no engine runs, SL_ENOMEM.
+ */
+sl_rc sl_engine_checkpoints(sl_engine_checkpoint_fn fn, void *ctx);
 
 /*
  * Whether the running engine's memory_limit is exceeded right now: sources that serve

@@ -119,6 +119,16 @@ struct sl_plugin_ctx {
     int inspect;
     /* Sinks with publish(): stage this run's batches for write-audit-publish. */
     int staged;
+    /*
+     * Sources that keep one position per partition (kafka): set b->checkpoint on each
+     * batch, and ask here, from any of their threads once read() has been called, for the
+     * lowest position the sinks they feed committed under such a checkpoint name (heap
+     * string via sl_malloc, NULL when some sink has none). Each sink is asked between two
+     * of its commits, so the answer is a committed state. Pass lookup_handle back.
+     */
+    sl_rc (*committed_lookup)(void *lookup_handle, const char *checkpoint, char **position,
+                              struct sl_error *err);
+    void *lookup_handle;
 };
 
 struct sl_plugin {
@@ -141,6 +151,13 @@ struct sl_plugin {
      * engine releases source data (release()) only as far as they go.
      */
     int defers_commit;
+
+    /*
+     * Sources: keeps one position per partition (b->checkpoint names it) and resumes each
+     * partition itself when it gets it, through sl_plugin_ctx.committed_lookup, instead of
+     * through restore(). Such a source still keeps exactly-once.
+     */
+    int partitioned;
 
     /* Validate options beyond the table and build state. Required. */
     sl_rc (*init)(const struct sl_plugin_ctx *ctx, void **state, struct sl_error *err);
@@ -190,9 +207,31 @@ struct sl_plugin {
 
     /*
      * Sources (status): how many input bytes lie after position right now (NULL position:
-     * from the start). Optional.
+     * from the start); lag_unit says when the source counts something else. Optional.
+     * Also called from the admin server's thread while the engine runs (the lag gauges of
+     * /metrics), concurrently with read() and release(): the source synchronizes, or reads
+     * only its arguments and immutable state.
      */
     sl_rc (*lag)(void *state, const char *position, uint64_t *bytes, struct sl_error *err);
+
+    /* What lag() counts: NULL means "bytes"; "messages" for sources that count messages. */
+    const char *lag_unit;
+
+    /*
+     * Sources (optional): position as a number, where it has a natural one, for the
+     * checkpoint gauges of /metrics: a stream sequence, a byte offset. Sources whose
+     * positions are (segment, byte offset) pairs also set *segment (else they leave it
+     * alone). 1 with *number set, 0 when position has no such number. Any thread; reads
+     * only its arguments.
+     */
+    int (*position_number)(void *state, const char *position, uint64_t *number, uint64_t *segment);
+
+    /*
+     * Sources with a write-ahead log (optional): the bytes its segment files hold and how
+     * many segment files there are, right now. Called from the admin server's thread while
+     * read() runs: the source synchronizes.
+     */
+    void (*wal_usage)(void *state, uint64_t *bytes, uint64_t *segments);
 
     /* Sinks: the committed position for source (heap string via sl_malloc, or NULL). */
     sl_rc (*committed)(void *state, const char *source, char **position, struct sl_error *err);

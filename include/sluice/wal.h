@@ -80,6 +80,24 @@ struct sl_wal_pos sl_wal_first(struct sl_wal *w);
 /* Bytes stored in all segments. */
 uint64_t sl_wal_bytes(struct sl_wal *w);
 
+/* Segment files on disk. */
+uint64_t sl_wal_segments(struct sl_wal *w);
+
+/*
+ * Bytes of records (frames included, segment headers not) that are durable and lie after
+ * *after (NULL: from the start of the log): what a reader at *after has still to read.
+ * Thread-safe.
+ */
+uint64_t sl_wal_lag(struct sl_wal *w, const struct sl_wal_pos *after);
+
+/*
+ * Offline (the log need not be open; a running writer may be appending): the same count
+ * for the log in dir, over every byte its segment files hold. A missing dir is an empty
+ * log. SL_OK or SL_EIO.
+ */
+sl_rc sl_wal_dir_lag(const char *dir, const struct sl_wal_pos *after, uint64_t *bytes,
+                     struct sl_error *err);
+
 /* Delete every segment whose number is below seg (never the one being written). */
 void sl_wal_release(struct sl_wal *w, uint64_t seg);
 

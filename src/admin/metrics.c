@@ -14,8 +14,14 @@
  *
  * Families that only mean something for sinks (retries, breaker, commit latency, lag)
  * have samples for sinks only; queue gauges only for stages with an input queue
- * (transforms and sinks). A family without samples still has its HELP and TYPE lines, so
- * the set of families does not depend on the shape of the pipeline.
+ * (transforms and sinks); write-ahead log gauges only for sources that have one. A family
+ * without samples still has its HELP and TYPE lines, so the set of families does not
+ * depend on the shape of the pipeline.
+ *
+ * Checkpoints are per (sink, source) pair, labelled pipeline, sink and source, from a
+ * second snapshot (sl_engine_checkpoints): the committed position as a label of an info
+ * series, as a number where the source has one, when it was committed, and how much input
+ * lies after it (the source's lag(), in bytes or messages: one family per unit).
  *
  * Threading: called from the admin server's thread; reads only the snapshot it takes.
  * Memory: the snapshot is allocated per scrape and freed before returning.
@@ -45,6 +51,23 @@ struct scrape {
     size_t n, cap;
     sl_rc rc; /* first failure while collecting */
 };
+
+/* One (sink, source) checkpoint as seen by one scrape. */
+struct ckpt {
+    struct sl_checkpoint_live c; /* strings cleared: labels and position hold them */
+    char *labels;                /* pipeline="..",sink="..",source=".." (escaped) */
+    char *position;              /* escaped label value (cut at CKPT_POSITION_MAX), or NULL */
+};
+
+struct ckpt_scrape {
+    const char *pipeline;
+    struct ckpt *c;
+    size_t n, cap;
+    sl_rc rc;
+};
+
+/* Longer positions (a file source following many files) are cut, ending in "...". */
+#define CKPT_POSITION_MAX 4096
 
 /* Append v as a label value: \ -> \\, " -> \", newline -> \n. */
 static sl_rc put_label_value(struct sl_buf *b, const char *v)
@@ -116,6 +139,78 @@ static void collect(void *ctx, const struct sl_stage_stats *s, const struct sl_s
     sn->s.breaker = NULL;
     sn->l = *l;
     sn->labels = lb.data; /* taken: freed by scrape_fini */
+}
+
+static void collect_ckpt(void *ctx, const struct sl_checkpoint_live *c)
+{
+    struct ckpt_scrape *cs = ctx;
+    if (cs->rc)
+        return;
+    if (cs->n == cs->cap) {
+        size_t cap = cs->cap ? cs->cap * 2 : 8;
+        struct ckpt *g = sl_malloc(cap * sizeof *g);
+        if (!g) {
+            cs->rc = SL_ENOMEM;
+            return;
+        }
+        if (cs->n)
+            memcpy(g, cs->c, cs->n * sizeof *g);
+        sl_free(cs->c);
+        cs->c = g;
+        cs->cap = cap;
+    }
+    struct sl_buf lb, pb;
+    sl_buf_init(&lb, 4096);
+    sl_buf_init(&pb, 4 * CKPT_POSITION_MAX);
+    sl_rc rc = put_label(&lb, "pipeline", cs->pipeline, 1);
+    if (!rc)
+        rc = put_label(&lb, "sink", c->sink, 0);
+    if (!rc)
+        rc = put_label(&lb, "source", c->source, 0);
+    if (!rc)
+        rc = sl_buf_cstr(&lb);
+    if (!rc && c->position) {
+        size_t len = strlen(c->position);
+        if (len > CKPT_POSITION_MAX) {
+            char *cut = sl_malloc(CKPT_POSITION_MAX + 4);
+            if (!cut) {
+                rc = SL_ENOMEM;
+            } else {
+                memcpy(cut, c->position, CKPT_POSITION_MAX);
+                memcpy(cut + CKPT_POSITION_MAX, "...", 4);
+                rc = put_label_value(&pb, cut);
+                sl_free(cut);
+            }
+        } else {
+            rc = put_label_value(&pb, c->position);
+        }
+        if (!rc)
+            rc = sl_buf_cstr(&pb);
+    }
+    if (rc) {
+        sl_buf_fini(&lb);
+        sl_buf_fini(&pb);
+        cs->rc = rc;
+        return;
+    }
+    struct ckpt *k = &cs->c[cs->n++];
+    k->c = *c;
+    k->c.sink = k->c.sink_plugin = k->c.source = k->c.source_plugin = NULL;
+    k->c.position = NULL;
+    k->c.lag_unit = strcmp(c->lag_unit, "messages") == 0 ? "messages" : "bytes";
+    k->labels = lb.data;                        /* taken: freed by ckpt_fini */
+    k->position = c->position ? pb.data : NULL; /* taken */
+    if (!c->position)
+        sl_buf_fini(&pb);
+}
+
+static void ckpt_fini(struct ckpt_scrape *cs)
+{
+    for (size_t i = 0; i < cs->n; i++) {
+        sl_free(cs->c[i].labels);
+        sl_free(cs->c[i].position);
+    }
+    sl_free(cs->c);
 }
 
 static void scrape_fini(struct scrape *sc)
@@ -343,6 +438,74 @@ static sl_rc render_stages(struct sl_buf *b, const struct scrape *sc, double now
     return rc;
 }
 
+/* Write-ahead logs of sources (the http source): their size on disk. */
+static sl_rc render_wal(struct sl_buf *b, const struct scrape *sc)
+{
+    sl_rc rc = family(b, "sluice_wal_bytes", "gauge",
+                      "Bytes the source's write-ahead log segment files hold.");
+    for (size_t i = 0; i < sc->n && !rc; i++)
+        if (sc->st[i].l.has_wal)
+            rc = sample_u64(b, "sluice_wal_bytes", sc->st[i].labels, sc->st[i].l.wal_bytes);
+    if (!rc)
+        rc = family(b, "sluice_wal_segments", "gauge",
+                    "Segment files of the source's write-ahead log.");
+    for (size_t i = 0; i < sc->n && !rc; i++)
+        if (sc->st[i].l.has_wal)
+            rc = sample_u64(b, "sluice_wal_segments", sc->st[i].labels, sc->st[i].l.wal_segments);
+    return rc;
+}
+
+/* Per (sink, source): the committed position, its time and the input after it. */
+static sl_rc render_checkpoints(struct sl_buf *b, const struct ckpt_scrape *cs)
+{
+    sl_rc rc = family(b, "sluice_checkpoint_info", "gauge",
+                      "Always 1; the position the sink committed for the source as a label "
+                      "(absent before its first checkpoint).");
+    for (size_t i = 0; i < cs->n && !rc; i++)
+        if (cs->c[i].position)
+            rc = sl_buf_printf(b, "sluice_checkpoint_info{%s,position=\"%s\"} 1\n", cs->c[i].labels,
+                               cs->c[i].position);
+    if (!rc)
+        rc = family(b, "sluice_checkpoint_position", "gauge",
+                    "The committed position as a number where the source has one: NATS stream "
+                    "sequence; http source: byte offset in the write-ahead log segment "
+                    "sluice_checkpoint_segment.");
+    for (size_t i = 0; i < cs->n && !rc; i++)
+        if (cs->c[i].c.has_number)
+            rc = sample_u64(b, "sluice_checkpoint_position", cs->c[i].labels, cs->c[i].c.number);
+    if (!rc)
+        rc = family(b, "sluice_checkpoint_segment", "gauge",
+                    "The write-ahead log segment of the committed position (http source).");
+    for (size_t i = 0; i < cs->n && !rc; i++)
+        if (cs->c[i].c.has_segment)
+            rc = sample_u64(b, "sluice_checkpoint_segment", cs->c[i].labels, cs->c[i].c.segment);
+    if (!rc)
+        rc = family(b, "sluice_checkpoint_last_commit_timestamp_seconds", "gauge",
+                    "Unix time the sink committed its position for the source (absent when "
+                    "unknown).");
+    for (size_t i = 0; i < cs->n && !rc; i++)
+        if (cs->c[i].position && cs->c[i].c.commit_ns)
+            rc = sample_f(b, "sluice_checkpoint_last_commit_timestamp_seconds", cs->c[i].labels,
+                          (double)cs->c[i].c.commit_ns / 1e9);
+    static const struct {
+        const char *name, *unit, *help;
+    } lags[] = {
+        {"sluice_checkpoint_lag_bytes", "bytes",
+         "Input bytes after the sink's committed position (the whole input before its first "
+         "checkpoint): file and http sources."},
+        {"sluice_checkpoint_lag_messages", "messages",
+         "Messages after the sink's committed position (all of them before its first "
+         "checkpoint): NATS source."},
+    };
+    for (size_t f = 0; f < sizeof lags / sizeof lags[0] && !rc; f++) {
+        rc = family(b, lags[f].name, "gauge", lags[f].help);
+        for (size_t i = 0; i < cs->n && !rc; i++)
+            if (cs->c[i].c.has_lag && strcmp(cs->c[i].c.lag_unit, lags[f].unit) == 0)
+                rc = sample_u64(b, lags[f].name, cs->c[i].labels, cs->c[i].c.lag);
+    }
+    return rc;
+}
+
 /* Resident and virtual size from /proc/self/statm (pages); 0 when unreadable. */
 static void process_memory(uint64_t *rss, uint64_t *vsz)
 {
@@ -402,6 +565,15 @@ sl_rc sl_admin_metrics_render(struct sl_buf *b, const char *pipeline)
         rc = sample_u64(b, "sluice_process_virtual_memory_bytes", pl.data, vsz);
     if (!rc)
         rc = render_stages(b, &sc, now_s);
+    if (!rc)
+        rc = render_wal(b, &sc);
+    /* A second snapshot: lag() may take a round trip, which the stages' lock must not. */
+    struct ckpt_scrape cs = {.pipeline = pipeline};
+    if (!rc && sl_engine_checkpoints(collect_ckpt, &cs) == SL_OK)
+        rc = cs.rc;
+    if (!rc)
+        rc = render_checkpoints(b, &cs);
+    ckpt_fini(&cs);
     sl_buf_fini(&pl);
     scrape_fini(&sc);
     return rc;

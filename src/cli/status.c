@@ -297,6 +297,10 @@ static void print_text_pair(const struct sl_cli_inspect *in, size_t k, size_t s,
         printf("    position     %s\n", shortp);
     } else if (!keeps) {
         printf("    position     no checkpoint (at-least-once sink)\n");
+    } else if (src->partitioned) {
+        printf("    position     one per partition, named %s#<topic>/<partition> in the sink's "
+               "checkpoints\n",
+               in->source_names[s]);
     } else {
         printf("    position     no checkpoint yet: the next run delivers from the start\n");
     }
@@ -319,7 +323,8 @@ static void print_text_pair(const struct sl_cli_inspect *in, size_t k, size_t s,
     else if (!src->lag)
         printf("    behind       unknown (the %s source does not report it)\n", src->name);
     else if (q->has_lag)
-        printf("    behind       %" PRIu64 " bytes%s\n", q->behind,
+        printf("    behind       %" PRIu64 " %s%s\n", q->behind,
+               src->lag_unit ? src->lag_unit : "bytes",
                q->position ? (q->behind ? "" : " (caught up)") : " (the whole input)");
     else
         printf("    behind       unknown\n");
@@ -493,7 +498,10 @@ static void json_pair(struct sl_buf *b, const struct sl_cli_inspect *in, size_t 
     json_u64_or_null(b, "last_commit_ns", q->has_info && q->commit_ns, q->commit_ns);
     json_u64_or_null(b, "last_commit_age_s", q->has_info && q->commit_ns,
                      age_s(q->commit_ns, now_ns));
-    json_u64_or_null(b, "bytes_behind", q->has_lag, q->behind);
+    const char *unit = in->p->comp[s].plugin->lag_unit;
+    json_u64_or_null(b, "bytes_behind", q->has_lag && !unit, q->behind);
+    if (unit && strcmp(unit, "messages") == 0)
+        json_u64_or_null(b, "messages_behind", q->has_lag, q->behind);
     json_str_or_null(b, "error", q->err[0] ? q->err : NULL);
     sl_buf_putc(b, '}');
 }

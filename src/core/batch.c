@@ -72,6 +72,7 @@ sl_rc sl_batch_clone(struct sl_batch *b, struct sl_batch **out)
     c->bytes = b->bytes;
     c->origin = b->origin;
     c->position = b->position;
+    c->checkpoint = b->checkpoint;
     c->ingest_ns = b->ingest_ns;
     c->outmask = NULL;
     c->backing = sl_batch_ref(b);

@@ -140,10 +140,22 @@ struct stage {
     /* sources with release(): positions emitted and not yet released, oldest first */
     pthread_mutex_t rel_mu;
     struct relpos *rel_head, *rel_tail;
+    /* sinks: held around each process() and flush() so committed_lookup never sees a
+       half-done commit (a source with per-partition positions asks mid-run) */
+    pthread_mutex_t call_mu;
     /* sinks: commit latency (source emit -> commit), per bucket (not cumulative) */
     atomic_ullong lat[SL_LATENCY_BUCKETS + 1];
     atomic_ullong lat_sum_us;
     atomic_ullong last_commit_ns, last_commit_ingest_ns;
+    /* sinks that keep checkpoints, for /metrics: per source the committed position and
+       when it was committed (under ckpt_mu); deferring sinks also remember the position
+       of seq next_seq - 1 (done_pos) and of the batch in process() (cur_pos), sink
+       thread only */
+    pthread_mutex_t ckpt_mu;
+    char **ckpt;
+    uint64_t *ckpt_ns;
+    char **done_pos;
+    const char *cur_pos;
     /* source */
     uint64_t seq;
     int fans_out;
@@ -167,6 +179,7 @@ struct engine {
     struct stage *st;
     size_t n;
     const char **source_names;
+    struct lookup_handle *lookups; /* per source, for sl_plugin_ctx.committed_lookup */
     atomic_int aborted;
     pthread_mutex_t err_mu;
     struct sl_error first_err;
@@ -599,6 +612,47 @@ static void note_new_rejects(struct stage *st, struct sl_batch *b, const uint8_t
             log_reject(st, b, &b->recs[i]);
 }
 
+/*
+ * Checkpoint positions for /metrics (sl_engine_checkpoints): sink st committed position
+ * pos of source s at wall clock ns. Positions only move forward (a batch skipped as already
+ * delivered orders before the committed position and changes nothing); a copy that cannot
+ * be allocated leaves the previous one, as this is for display only.
+ */
+static void note_commit(struct engine *e, struct stage *st, size_t s, const char *pos, uint64_t ns)
+{
+    if (!pos || !st->ckpt || !st->comp->plugin->committed || st->staged)
+        return;
+    struct stage *src = &e->st[s];
+    const struct sl_plugin *pl = src->comp->plugin;
+    if (pl->partitioned) /* one position per partition: not one per source */
+        return;
+    pthread_mutex_lock(&st->ckpt_mu);
+    const char *cur = st->ckpt[s];
+    if (!cur || !pl->position_cmp || pl->position_cmp(src->state, pos, cur) > 0) {
+        char *copy = sl_strdup(pos);
+        if (copy) {
+            sl_free(st->ckpt[s]);
+            st->ckpt[s] = copy;
+            st->ckpt_ns[s] = ns;
+        }
+    } else if (strcmp(pos, cur) == 0) {
+        st->ckpt_ns[s] = ns;
+    }
+    pthread_mutex_unlock(&st->ckpt_mu);
+}
+
+/* A deferring sink finished the last copy of a batch of source s at pos (mark_durable). */
+static void note_done(struct stage *st, size_t s, const char *pos)
+{
+    if (!st->comp->plugin->defers_commit || !st->done_pos || !pos || st->have[s] + 1 < st->need[s])
+        return;
+    char *copy = sl_strdup(pos);
+    if (copy) {
+        sl_free(st->done_pos[s]);
+        st->done_pos[s] = copy;
+    }
+}
+
 /* One attempt of a sink at a batch, for the retry loop and breaker (breaker.h). */
 struct attempt {
     struct stage *st;
@@ -610,7 +664,9 @@ static sl_rc sink_attempt(void *ctx, uint64_t *retry_after_ms, struct sl_error *
 {
     struct attempt *a = ctx;
     a->w->retry_after_ms = 0;
+    pthread_mutex_lock(&a->st->call_mu);
     sl_rc rc = a->st->comp->plugin->process(a->st->state, a->b, a->w, err);
+    pthread_mutex_unlock(&a->st->call_mu);
     *retry_after_ms = a->w->retry_after_ms;
     return rc;
 }
@@ -657,6 +713,7 @@ static sl_rc process_batch(struct stage *st, struct sl_batch *b, struct sl_worke
     }
     if (st->comp->kind == SL_PLUGIN_SINK) {
         st->cur_source = b->source;
+        st->cur_pos = b->position;
         struct attempt a = {st, b, w};
         rc = sl__breaker_run(&st->brk, sink_attempt, &a, &e->aborted, err);
     } else {
@@ -692,6 +749,8 @@ static sl_rc process_batch(struct stage *st, struct sl_batch *b, struct sl_worke
         atomic_fetch_add(&st->lat_sum_us, lat_ns / 1000);
         atomic_store(&st->last_commit_ns, now);
         atomic_store(&st->last_commit_ingest_ns, b->ingest_ns);
+        if (!st->comp->plugin->defers_commit)
+            note_commit(e, st, b->source, b->position, now);
     }
     return SL_OK;
 }
@@ -761,6 +820,14 @@ static sl_rc resume_sources(struct engine *e, struct sl_error *err)
             if (rc)
                 return sl_error_prefix(
                     err, "sink %s: cannot read its committed position: ", st->comp->name);
+            /* For /metrics: where the sink stands before this run's first commit. */
+            uint64_t records, commit_ns = 0;
+            struct sl_error ierr;
+            if (st->resume[s] && st->comp->plugin->commit_info &&
+                st->comp->plugin->commit_info(st->state, e->source_names[s], &records, &commit_ns,
+                                              &ierr) != SL_OK)
+                commit_ns = 0;
+            note_commit(e, st, s, st->resume[s], commit_ns);
         }
     }
     for (size_t s = 0; s < ns; s++) {
@@ -827,9 +894,13 @@ static sl_rc resume_sources(struct engine *e, struct sl_error *err)
  * Returns 1 when the whole batch is already delivered (do not process it), 0 when it is to
  * be processed (with the covered records marked dropped and counted as skipped).
  */
+static int skip_partitioned(struct engine *e, struct stage *st, struct sl_batch *b);
+
 static int skip_committed(struct engine *e, struct stage *st, struct sl_batch *b)
 {
     uint32_t s = b->source;
+    if (b->checkpoint && e->st[s].comp->plugin->partitioned)
+        return skip_partitioned(e, st, b);
     const char *P = st->resume ? st->resume[s] : NULL;
     if (!P)
         return 0;
@@ -879,6 +950,71 @@ static int skip_committed(struct engine *e, struct stage *st, struct sl_batch *b
         sl_free(st->resume[s]);
         st->resume[s] = NULL;
     }
+    return 0;
+}
+
+/*
+ * The same for a source with a position per partition (plugin `partitioned`): the
+ * partition this batch comes from may have been read before, in an earlier run or by
+ * another member of a consumer group, and this sink may be ahead of the position the
+ * source started it at (the lowest over its sinks). So ask the sink itself what it
+ * committed for the batch's checkpoint name, every batch: a committed position only
+ * grows, and it is read between two of the sink's commits (call_mu), so what it covers
+ * is delivered. A failing query delivers the batch (a duplicate at worst, never a loss).
+ */
+static int skip_partitioned(struct engine *e, struct stage *st, struct sl_batch *b)
+{
+    struct stage *src = &e->st[b->source];
+    const struct sl_plugin *pl = src->comp->plugin;
+    if (!st->comp->plugin->committed || !pl->covers)
+        return 0;
+    char *P = NULL;
+    struct sl_error err;
+    sl_error_clear(&err);
+    pthread_mutex_lock(&st->call_mu);
+    sl_rc rc = st->comp->plugin->committed(st->state, b->checkpoint, &P, &err);
+    pthread_mutex_unlock(&st->call_mu);
+    if (rc || !P) {
+        if (rc)
+            sl_warn(st->comp->name, "cannot read the committed position of %s (%s); delivering",
+                    b->checkpoint, err.msg);
+        sl_free(P);
+        return 0;
+    }
+    /*
+     * At or before P: the sink has all of it, and processing it would set the sink's
+     * position back to this batch's. Skip it whole (after checking each record).
+     */
+    int behind =
+        b->position && pl->position_cmp && pl->position_cmp(src->state, b->position, P) <= 0;
+    uint64_t skipped = 0, live = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct sl_record *r = &b->recs[i];
+        if (r->flags & (SL_REC_BAD | SL_REC_DROPPED))
+            continue;
+        live++;
+        if (pl->covers(src->state, P, b, i))
+            skipped++;
+    }
+    if (behind && skipped == live) {
+        sl_free(P);
+        atomic_fetch_add(&st->skipped, skipped);
+        atomic_fetch_add(&st->rec_in, skipped);
+        return 1;
+    }
+    if (behind)
+        sl_warn(st->comp->name,
+                "a batch of %s orders at or before this sink's checkpoint %s but holds records "
+                "it does not cover; delivering those",
+                b->checkpoint, P);
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct sl_record *r = &b->recs[i];
+        if (!(r->flags & (SL_REC_BAD | SL_REC_DROPPED)) && pl->covers(src->state, P, b, i))
+            r->flags |= SL_REC_DROPPED;
+    }
+    sl_free(P);
+    atomic_fetch_add(&st->skipped, skipped);
+    atomic_fetch_add(&st->rec_in, skipped); /* process_batch counts only the rest */
     return 0;
 }
 
@@ -954,9 +1090,13 @@ static void mark_durable(struct engine *e, struct stage *st, int with_current)
         struct stage *src = &e->st[s];
         pthread_mutex_lock(&src->rel_mu);
         st->durable[s] = st->next_seq[s] - 1;
-        if (with_current && st->cur_source == s && st->have[s] + 1 >= st->need[s])
+        const char *pos = st->done_pos[s];
+        if (with_current && st->cur_source == s && st->have[s] + 1 >= st->need[s]) {
             st->durable[s] = st->next_seq[s];
+            pos = st->cur_pos;
+        }
         pthread_mutex_unlock(&src->rel_mu);
+        note_commit(e, st, s, pos, sl_now_real_ns());
         if (src->comp->plugin->release)
             release_passed(e, (uint32_t)s);
     }
@@ -1003,6 +1143,7 @@ static void *sink_main(void *arg)
             struct sl_batch *ready = head->b;
             sl_free(head);
             if (skip_committed(e, st, ready)) {
+                note_done(st, s, ready->position);
                 sl_batch_unref(ready);
                 if (++st->have[s] >= st->need[s]) {
                     st->have[s] = 0;
@@ -1011,6 +1152,9 @@ static void *sink_main(void *arg)
                 continue;
             }
             rc = process_batch(st, ready, &w, &prev, &prevcap, &err);
+            st->cur_pos = NULL;
+            if (rc == SL_OK)
+                note_done(st, s, ready->position);
             sl_batch_unref(ready);
             if (rc) {
                 engine_fail(e, st, rc, &err);
@@ -1023,7 +1167,9 @@ static void *sink_main(void *arg)
         }
     }
     if (rc == SL_OK && !atomic_load(&e->aborted) && st->comp->plugin->flush) {
+        pthread_mutex_lock(&st->call_mu);
         rc = st->comp->plugin->flush(st->state, &err);
+        pthread_mutex_unlock(&st->call_mu);
         if (rc)
             engine_fail(e, st, rc, &err);
         else if (st->comp->plugin->defers_commit)
@@ -1182,6 +1328,8 @@ static sl_rc build_graph(struct engine *e, struct sl_error *err)
         st->eng = e;
         pthread_mutex_init(&st->unit_mu, NULL);
         pthread_mutex_init(&st->rel_mu, NULL);
+        pthread_mutex_init(&st->ckpt_mu, NULL);
+        pthread_mutex_init(&st->call_mu, NULL);
         st->comp = &p->comp[i];
         st->idx = (uint32_t)i;
         st->nports = st->comp->noutputs ? st->comp->noutputs : 1;
@@ -1238,7 +1386,11 @@ static sl_rc build_graph(struct engine *e, struct sl_error *err)
         st->next_seq = sl_calloc(ns, sizeof *st->next_seq);
         st->durable = sl_calloc(ns ? ns : 1, sizeof *st->durable);
         st->wait = sl_calloc(ns, sizeof *st->wait);
-        if (!st->need || !st->have || !st->next_seq || !st->wait || !st->durable) {
+        st->ckpt = sl_calloc(ns ? ns : 1, sizeof *st->ckpt);
+        st->ckpt_ns = sl_calloc(ns ? ns : 1, sizeof *st->ckpt_ns);
+        st->done_pos = sl_calloc(ns ? ns : 1, sizeof *st->done_pos);
+        if (!st->need || !st->have || !st->next_seq || !st->wait || !st->durable || !st->ckpt ||
+            !st->ckpt_ns || !st->done_pos) {
             sl_free(paths);
             return sl_error_set(err, SL_ENOMEM, "out of memory");
         }
@@ -1468,6 +1620,60 @@ static sl_rc finish_gates(struct engine *e, struct sl_error *err)
     return rc;
 }
 
+/*
+ * sl_plugin_ctx.committed_lookup: the lowest position the sinks fed by source `src`
+ * committed under checkpoint name key (a source's per-partition name), NULL when one of
+ * them has none. Each sink is asked under its call_mu, between two of its commits.
+ */
+struct lookup_handle {
+    struct engine *e;
+    uint32_t source;
+};
+
+static sl_rc committed_lookup(void *handle, const char *key, char **position, struct sl_error *err)
+{
+    struct lookup_handle *h = handle;
+    struct engine *e = h->e;
+    struct stage *src = &e->st[h->source];
+    const struct sl_plugin *pl = src->comp->plugin;
+    char *lowest = NULL;
+    int missing = 0;
+    *position = NULL;
+    for (size_t i = 0; i < e->n; i++) {
+        struct stage *st = &e->st[i];
+        if (st->comp->kind != SL_PLUGIN_SINK || !st->need || !st->need[h->source])
+            continue;
+        char *pos = NULL;
+        sl_rc rc = SL_OK;
+        if (st->comp->plugin->committed) {
+            pthread_mutex_lock(&st->call_mu);
+            rc = st->comp->plugin->committed(st->state, key, &pos, err);
+            pthread_mutex_unlock(&st->call_mu);
+        }
+        if (rc) {
+            sl_free(lowest);
+            return sl_error_prefix(
+                err, "sink %s: cannot read its committed position for %s: ", st->comp->name, key);
+        }
+        if (!pos) {
+            missing = 1;
+            continue;
+        }
+        if (!lowest || (pl->position_cmp && pl->position_cmp(src->state, pos, lowest) < 0)) {
+            sl_free(lowest);
+            lowest = pos;
+        } else {
+            sl_free(pos);
+        }
+    }
+    if (missing) {
+        sl_free(lowest);
+        lowest = NULL;
+    }
+    *position = lowest;
+    return SL_OK;
+}
+
 struct init_attempt {
     const struct sl_plugin *pl;
     const struct sl_plugin_ctx *ctx;
@@ -1501,7 +1707,14 @@ static sl_rc init_plugins(struct engine *e, struct sl_error *err)
             .source_names = e->source_names,
             .nsources = p->nsources,
             .staged = st->staged,
+            .committed_lookup = committed_lookup,
+            .lookup_handle =
+                st->comp->kind == SL_PLUGIN_SOURCE ? &e->lookups[source_index - 1] : NULL,
         };
+        if (st->comp->kind == SL_PLUGIN_SOURCE) {
+            e->lookups[source_index - 1].e = e;
+            e->lookups[source_index - 1].source = source_index - 1;
+        }
         if (st->comp->preset_state) {
             st->state = st->comp->preset_state;
             st->comp->preset_state = NULL; /* the stage owns it now */
@@ -1595,10 +1808,67 @@ sl_rc sl_engine_live(sl_engine_live_fn fn, void *ctx)
         l.last_commit_ns = atomic_load(&st->last_commit_ns);
         l.last_commit_ingest_ns = atomic_load(&st->last_commit_ingest_ns);
         l.breaker_state = st->brk_inited ? st->brk.state : 0;
+        if (st->comp->kind == SL_PLUGIN_SOURCE && st->comp->plugin->wal_usage) {
+            l.has_wal = 1;
+            st->comp->plugin->wal_usage(st->state, &l.wal_bytes, &l.wal_segments);
+        }
         fn(ctx, &s, &l);
     }
     pthread_mutex_unlock(&live_mu);
     return SL_OK;
+}
+
+sl_rc sl_engine_checkpoints(sl_engine_checkpoint_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&live_mu);
+    struct engine *e = live_engine;
+    if (!e) {
+        pthread_mutex_unlock(&live_mu);
+        return SL_ENOENT;
+    }
+    sl_rc rc = SL_OK;
+    for (size_t i = 0; i < e->n && rc == SL_OK; i++) {
+        struct stage *st = &e->st[i];
+        if (st->comp->kind != SL_PLUGIN_SINK || !st->ckpt || !st->comp->plugin->committed)
+            continue;
+        for (size_t s = 0; s < e->p->nsources && rc == SL_OK; s++) {
+            struct stage *src = &e->st[s];
+            const struct sl_plugin *pl = src->comp->plugin;
+            if (!st->need[s] || pl->partitioned)
+                continue;
+            struct sl_checkpoint_live c;
+            memset(&c, 0, sizeof c);
+            c.sink = st->comp->name;
+            c.sink_plugin = st->comp->plugin->name;
+            c.source = src->comp->name;
+            c.source_plugin = pl->name;
+            c.lag_unit = pl->lag_unit ? pl->lag_unit : "bytes";
+            char *pos = NULL;
+            pthread_mutex_lock(&st->ckpt_mu);
+            if (st->ckpt[s] && !(pos = sl_strdup(st->ckpt[s])))
+                rc = SL_ENOMEM;
+            c.commit_ns = st->ckpt_ns[s];
+            pthread_mutex_unlock(&st->ckpt_mu);
+            if (rc)
+                break;
+            c.position = pos;
+            c.segment = UINT64_MAX; /* left alone by sources without segments */
+            if (pos && pl->position_number)
+                c.has_number = pl->position_number(src->state, pos, &c.number, &c.segment);
+            c.has_segment = c.has_number && c.segment != UINT64_MAX;
+            if (!c.has_segment)
+                c.segment = 0;
+            if (pl->lag) {
+                struct sl_error lerr;
+                sl_error_clear(&lerr);
+                c.has_lag = pl->lag(src->state, pos, &c.lag, &lerr) == SL_OK;
+            }
+            fn(ctx, &c);
+            sl_free(pos);
+        }
+    }
+    pthread_mutex_unlock(&live_mu);
+    return rc;
 }
 
 int sl_engine_memory_full(void)
@@ -1659,6 +1929,13 @@ static void engine_fini(struct engine *e)
         sl_free(st->next_seq);
         sl_free(st->durable);
         sl_free(st->wait);
+        for (size_t k = 0; st->ckpt && k < e->p->nsources; k++)
+            sl_free(st->ckpt[k]);
+        for (size_t k = 0; st->done_pos && k < e->p->nsources; k++)
+            sl_free(st->done_pos[k]);
+        sl_free(st->ckpt);
+        sl_free(st->ckpt_ns);
+        sl_free(st->done_pos);
         sl_quality_unit_destroy(st->run_unit);
         if (st->brk_inited)
             sl__breaker_fini(&st->brk);
@@ -1670,10 +1947,13 @@ static void engine_fini(struct engine *e)
         if (st->eng) {
             pthread_mutex_destroy(&st->unit_mu);
             pthread_mutex_destroy(&st->rel_mu);
+            pthread_mutex_destroy(&st->ckpt_mu);
+            pthread_mutex_destroy(&st->call_mu);
         }
     }
     sl_free(e->st);
     sl_free(e->source_names);
+    sl_free(e->lookups);
     sl_free(e->down);
     sl_dlq_close(e->dlq);
     sl_quarantine_close(e->quar);
@@ -1699,7 +1979,8 @@ sl_rc sl_engine_run(struct sl_pipeline *p, const struct sl_run_opts *o, struct s
     size_t nargs = 0;
     e.st = sl_calloc(e.n ? e.n : 1, sizeof *e.st);
     e.source_names = sl_calloc(p->nsources ? p->nsources : 1, sizeof *e.source_names);
-    if (!e.st || !e.source_names) {
+    e.lookups = sl_calloc(p->nsources ? p->nsources : 1, sizeof *e.lookups);
+    if (!e.st || !e.source_names || !e.lookups) {
         rc = sl_error_set(err, SL_ENOMEM, "out of memory");
         goto out;
     }

@@ -41,8 +41,9 @@
 #include "sluice/pipeline.h"
 #include "sluice/quality.h"
 
+#include "core/problems.h"
+
 #define MAX_COMPONENTS 1024 /* per pipeline; far beyond any sane graph */
-#define MAX_PROBLEMS 1000   /* collected; more are only counted */
 #define MAX_WORKERS 64
 
 /* ---- the top-level keys, as option tables (validation and docs share them) ---------- */
@@ -194,27 +195,18 @@ static const struct reserved_key reserved_keys[] = {
 
 /* ---- problems ---------------------------------------------------------------------- */
 
-struct problem {
-    unsigned line, col;
-    size_t seq; /* discovery order, to keep sorting stable */
-    char *text; /* "file:line:col: message", in the document's arena */
-};
-
 /*
  * Everything one load needs.
  *
  * Invariants:
- *   1. nprob <= MAX_PROBLEMS; dropped counts problems found beyond that.
- *   2. comp[0..ncomp) are in file order: sources, then transforms, then sinks (the
+ *   1. comp[0..ncomp) are in file order: sources, then transforms, then sinks (the
  *      final, topological order is made only when no problem was found).
  */
 struct loader {
     struct sl_pipeline *p;
     struct sl_cfg_doc *doc;
     struct sl_arena *a;
-    struct problem *prob;
-    size_t nprob, dropped, seq;
-    int oom;
+    struct sl__problems ps;
     /* per component, parallel to comp[] during loading */
     struct sl_component comp[MAX_COMPONENTS];
     const struct sl_cfg_pair *key[MAX_COMPONENTS];    /* the name's pair in its section */
@@ -224,94 +216,23 @@ struct loader {
     int too_many;
 };
 
-static void add_problem_text(struct loader *L, unsigned line, unsigned col, const char *text)
-{
-    if (L->nprob >= MAX_PROBLEMS) {
-        L->dropped++;
-        return;
-    }
-    if (!L->prob) {
-        L->prob = sl_calloc(MAX_PROBLEMS, sizeof *L->prob);
-        if (!L->prob) {
-            L->oom = 1;
-            return;
-        }
-    }
-    char *t = sl_arena_strdup(L->a, text);
-    if (!t) {
-        L->oom = 1;
-        return;
-    }
-    L->prob[L->nprob++] = (struct problem){line, col, L->seq++, t};
-}
-
 static void problem_at(struct loader *L, unsigned line, unsigned col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void problem_at(struct loader *L, unsigned line, unsigned col, const char *fmt, ...)
 {
-    char msg[SL_ERROR_MSG_MAX], full[SL_ERROR_MSG_MAX + 256];
+    char msg[SL_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    snprintf(full, sizeof full, "%s:%u:%u: %s", L->doc->path, line, col, msg);
-    add_problem_text(L, line, col, full);
+    sl__problems_addf(&L->ps, line, col, "%s", msg);
 }
 
 /* A problem already formatted by a getter (err->msg holds "file:line:col: ..."). */
 static void problem_err(struct loader *L, const struct sl_cfg_node *n, const struct sl_error *e)
 {
-    if (e->rc == SL_ENOMEM) {
-        L->oom = 1;
-        return;
-    }
-    add_problem_text(L, n ? n->line : 1, n ? n->col : 1, e->msg);
-}
-
-static int problem_cmp(const void *x, const void *y)
-{
-    const struct problem *a = x, *b = y;
-    if (a->line != b->line)
-        return a->line < b->line ? -1 : 1;
-    if (a->col != b->col)
-        return a->col < b->col ? -1 : 1;
-    return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
-
-/* Every problem into err->msg, one per line, sorted by position. */
-static sl_rc report(struct loader *L, struct sl_error *err)
-{
-    if (L->oom)
-        return sl_error_set(err, SL_ENOMEM, "out of memory while loading %s", L->doc->path);
-    qsort(L->prob, L->nprob, sizeof *L->prob, problem_cmp);
-    sl_error_set(err, SL_ECONFIG, "%s", "");
-    size_t len = 0, total = L->nprob + L->dropped;
-    const size_t tail_room = 48; /* "\n... and N more problems" */
-    for (size_t i = 0; i < L->nprob; i++) {
-        size_t tl = strlen(L->prob[i].text);
-        size_t need = (len ? 1 : 0) + tl;
-        int last = i + 1 == L->nprob && L->dropped == 0;
-        if (len == 0 && tl + (last ? 0 : tail_room) >= sizeof err->msg) {
-            /* Even an oversized first problem is shown, cut short, rather than hidden. */
-            tl = sizeof err->msg - 1 - (last ? 0 : tail_room);
-            need = tl;
-        }
-        if (len + need + (last ? 0 : tail_room) >= sizeof err->msg) {
-            snprintf(err->msg + len, sizeof err->msg - len, "%s... and %zu more problem%s",
-                     len ? "\n" : "", total - i, total - i == 1 ? "" : "s");
-            return SL_ECONFIG;
-        }
-        if (len)
-            err->msg[len++] = '\n';
-        memcpy(err->msg + len, L->prob[i].text, tl);
-        len += tl;
-        err->msg[len] = '\0';
-    }
-    if (L->dropped)
-        snprintf(err->msg + len, sizeof err->msg - len, "\n... and %zu more problem%s", L->dropped,
-                 L->dropped == 1 ? "" : "s");
-    return SL_ECONFIG;
+    sl__problems_add_err(&L->ps, n, e);
 }
 
 /* ---- small helpers ----------------------------------------------------------------- */
@@ -346,7 +267,7 @@ static const char *join(struct loader *L, const char *const *names, size_t n, co
     const char *s = b.len ? sl_arena_strndup(L->a, b.data, b.len) : "";
     sl_buf_fini(&b);
     if (!s) {
-        L->oom = 1;
+        L->ps.oom = 1;
         return "";
     }
     return s;
@@ -361,7 +282,7 @@ static size_t split_choices(struct loader *L, const char *choices, const char **
         size_t len = bar ? (size_t)(bar - choices) : strlen(choices);
         out[n] = sl_arena_strndup(L->a, choices, len);
         if (!out[n]) {
-            L->oom = 1;
+            L->ps.oom = 1;
             return n;
         }
         n++;
@@ -401,7 +322,7 @@ static void check_expr(struct loader *L, const struct sl_cfg_node *v)
     }
     sl_rc rc = sl_expr_compile(v->str, strlen(v->str), &x, &col, &e);
     if (rc == SL_ENOMEM) {
-        L->oom = 1;
+        L->ps.oom = 1;
         return;
     }
     if (rc) {
@@ -552,9 +473,9 @@ static int check_settings(struct loader *L, const struct sl_cfg_node *map,
             bad = 1;
             continue;
         }
-        size_t before = L->nprob;
+        size_t before = L->ps.n;
         check_option(L, o, map, pr->val);
-        if (L->nprob != before)
+        if (L->ps.n != before)
             bad = 1;
     }
     return bad ? -1 : 0;
@@ -664,7 +585,7 @@ static void resolve_outputs(struct loader *L, struct sl_component *c)
     size_t n = m && m->kind == SL_CFG_MAP ? m->n : 0;
     const char **outs = sl_arena_alloc(L->a, (n + 1) * sizeof *outs);
     if (!outs) {
-        L->oom = 1;
+        L->ps.oom = 1;
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -802,9 +723,9 @@ static void load_component(struct loader *L, enum sl_plugin_kind k,
                    "reads from)",
                    m->keypath);
     } else {
-        size_t before = L->nprob;
+        size_t before = L->ps.n;
         check_option(L, &common_options[1], m, in);
-        if (L->nprob == before) {
+        if (L->ps.n == before) {
             if (in->kind == SL_CFG_SEQ && in->n == 0)
                 problem_at(L, in->line, in->col, "%s: at least one input is needed", in->keypath);
             else
@@ -815,9 +736,9 @@ static void load_component(struct loader *L, enum sl_plugin_kind k,
     if (w && k != SL_PLUGIN_TRANSFORM) {
         problem_at(L, w->line, w->col, "%s: only transforms take workers; remove it", w->keypath);
     } else if (w) {
-        size_t before = L->nprob;
+        size_t before = L->ps.n;
         check_option(L, &common_options[2], m, w);
-        if (L->nprob == before)
+        if (L->ps.n == before)
             c->workers = (unsigned)int_setting(L, m, "workers", 1, 1, MAX_WORKERS);
     }
     load_sink_policies(L, k, m, c);
@@ -923,7 +844,7 @@ static void resolve_inputs(struct loader *L, struct edge **edges, unsigned char 
         size_t n = in->kind == SL_CFG_SEQ ? in->n : 1;
         edges[ci] = sl_arena_alloc(L->a, n * sizeof **edges);
         if (!edges[ci]) {
-            L->oom = 1;
+            L->ps.oom = 1;
             return;
         }
         for (size_t j = 0; j < n; j++) {
@@ -1074,7 +995,7 @@ static void build_graph(struct loader *L)
     memset(placed, 0, L->ncomp);
     memset(seen, 0, L->ncomp);
     resolve_inputs(L, edges, read);
-    if (L->oom)
+    if (L->ps.oom)
         return;
 
     for (size_t i = 0; i < L->ncomp; i++)
@@ -1115,7 +1036,7 @@ static void build_graph(struct loader *L)
     for (size_t i = 0; i < L->ncomp; i++)
         if (!placed[i] && L->comp[i].kind == SL_PLUGIN_TRANSFORM && !seen[i])
             report_cycle(L, edges, placed, seen, i);
-    if (L->nprob || L->dropped || L->oom)
+    if (L->ps.n || L->ps.dropped || L->ps.oom)
         return;
     for (size_t i = 0; i < L->ncomp; i++)
         if (L->comp[i].kind == SL_PLUGIN_SINK)
@@ -1128,7 +1049,7 @@ static void build_graph(struct loader *L)
         newidx[order[k]] = k;
     p->comp = sl_arena_calloc(L->a, (no ? no : 1) * sizeof *p->comp);
     if (!p->comp) {
-        L->oom = 1;
+        L->ps.oom = 1;
         return;
     }
     for (size_t k = 0; k < no; k++) {
@@ -1140,7 +1061,7 @@ static void build_graph(struct loader *L)
         c->ninputs = n;
         c->inputs = n ? sl_arena_calloc(L->a, n * sizeof *c->inputs) : NULL;
         if (n && !c->inputs) {
-            L->oom = 1;
+            L->ps.oom = 1;
             return;
         }
         for (size_t j = 0; j < n; j++) {
@@ -1170,7 +1091,7 @@ static void load_quality(struct loader *L, const struct sl_cfg_node *root)
     sl_rc rc = sl_quality_compile(L->doc, sl_cfg_get(root, "quality"), names, L->ncomp,
                                   &L->p->quality, &e);
     if (rc == SL_ENOMEM) {
-        L->oom = 1;
+        L->ps.oom = 1;
         return;
     }
     if (!rc)
@@ -1183,9 +1104,9 @@ static void load_quality(struct loader *L, const struct sl_cfg_node *root)
         unsigned ln = 1, col = 1;
         if (strncmp(line, L->doc->path, plen) == 0 &&
             sscanf(line + plen, ":%u:%u:", &ln, &col) == 2)
-            add_problem_text(L, ln, col, line);
+            sl__problems_add_text(&L->ps, ln, col, line);
         else if (*line)
-            add_problem_text(L, 1, 1, line);
+            sl__problems_add_text(&L->ps, 1, 1, line);
         line = nl ? nl + 1 : NULL;
     }
 }
@@ -1255,7 +1176,7 @@ static void load_top(struct loader *L)
         char *rel = sl_arena_printf(L->a, ".sluice/%s", p->name);
         sd = rel ? sl_cfg_resolve_path(L->a, L->doc->dir, rel) : NULL;
         if (!sd)
-            L->oom = 1;
+            L->ps.oom = 1;
     }
     if (sd && sd[0] != '/') {
         char *cwd = getcwd(NULL, 0);
@@ -1263,7 +1184,7 @@ static void load_top(struct loader *L)
             sd = sl_cfg_resolve_path(L->a, cwd, sd);
             free(cwd);
             if (!sd)
-                L->oom = 1;
+                L->ps.oom = 1;
         } else {
             problem_at(L, sdn ? sdn->line : 1, sdn ? sdn->col : 1,
                        "cannot make the state directory \"%s\" absolute: the current "
@@ -1279,9 +1200,9 @@ static void load_top(struct loader *L)
     p->exactly_once = 1;
     int delivery_ok = 1;
     if (dl) {
-        size_t before = L->nprob;
+        size_t before = L->ps.n;
         check_option(L, &top_options[2], root, dl);
-        delivery_ok = L->nprob == before;
+        delivery_ok = L->ps.n == before;
         if (delivery_ok && strcmp(dl->str, "at_least_once") == 0)
             p->exactly_once = 0;
     }
@@ -1335,9 +1256,9 @@ static void load_top(struct loader *L)
     p->memory_limit = 0;
     const struct sl_cfg_node *ml = sl_cfg_get(root, "memory_limit");
     if (ml) {
-        size_t before = L->nprob;
+        size_t before = L->ps.n;
         check_option(L, find_option(top_options, "memory_limit"), root, ml);
-        if (L->nprob == before)
+        if (L->ps.n == before)
             p->memory_limit =
                 size_setting(L, root, "memory_limit", 0, 0, 1ull << 40, "0 (no limit) up to 1TiB");
         if (p->memory_limit && p->memory_limit < (1u << 20)) {
@@ -1362,7 +1283,7 @@ static void load_top(struct loader *L)
             dlq_path = sl_cfg_resolve_path(L->a, sd, "dlq.db");
         p->quarantine_path = sl_cfg_resolve_path(L->a, sd, "quarantine.db");
         if ((dlq_on && !dlq_path) || !p->quarantine_path)
-            L->oom = 1;
+            L->ps.oom = 1;
     }
     if (dlq_path && dlq_path[0] != '/')
         dlq_path = sl_cfg_resolve_path(L->a, sd ? sd : "/", dlq_path);
@@ -1371,9 +1292,9 @@ static void load_top(struct loader *L)
     load_section(L, root, SL_PLUGIN_SOURCE, 1);
     load_section(L, root, SL_PLUGIN_TRANSFORM, 0);
     load_section(L, root, SL_PLUGIN_SINK, 1);
-    if (!L->oom)
+    if (!L->ps.oom)
         build_graph(L);
-    if (!L->oom)
+    if (!L->ps.oom)
         load_quality(L, root);
 
     /*
@@ -1383,7 +1304,8 @@ static void load_top(struct loader *L)
      */
     for (size_t i = 0; p->exactly_once && delivery_ok && i < L->ncomp; i++) {
         const struct sl_component *c = &L->comp[i];
-        if (c->kind != SL_PLUGIN_SOURCE || !c->plugin || c->plugin->restore)
+        if (c->kind != SL_PLUGIN_SOURCE || !c->plugin || c->plugin->restore ||
+            c->plugin->partitioned)
             continue;
         const struct sl_cfg_node *t = sl_cfg_get(c->node, "type");
         problem_at(L, t ? t->line : L->key[i]->line, t ? t->col : L->key[i]->col,
@@ -1411,18 +1333,19 @@ sl_rc sl_pipeline_load(const char *path, struct sl_pipeline **out, struct sl_err
     L->p = p;
     L->doc = doc;
     L->a = &doc->arena;
+    sl__problems_init(&L->ps, doc->path, &doc->arena);
     load_top(L);
-    if (L->oom || L->nprob || L->dropped) {
-        rc = report(L, err);
+    if (sl__problems_any(&L->ps)) {
+        rc = sl__problems_report(&L->ps, err);
         goto fail;
     }
-    sl_free(L->prob);
+    sl__problems_fini(&L->ps);
     sl_free(L);
     *out = p;
     return SL_OK;
 fail:
     if (L)
-        sl_free(L->prob);
+        sl__problems_fini(&L->ps);
     sl_free(L);
     if (p)
         sl_quality_destroy(p->quality);

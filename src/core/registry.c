@@ -14,6 +14,7 @@ extern const struct sl_plugin sl_source_stdin;
 extern const struct sl_plugin sl_source_postgres;
 extern const struct sl_plugin sl_source_http;
 extern const struct sl_plugin sl_source_nats;
+extern const struct sl_plugin sl_source_kafka;
 extern const struct sl_plugin sl_transform_filter;
 extern const struct sl_plugin sl_transform_map;
 extern const struct sl_plugin sl_transform_route;
@@ -26,12 +27,15 @@ extern const struct sl_plugin sl_sink_http;
 extern const struct sl_plugin sl_sink_nats;
 extern const struct sl_plugin sl_sink_kafka;
 
+/* One plugin per line. */
+/* clang-format off */
 static const struct sl_plugin *const registry[] = {
     &sl_source_file,
     &sl_source_stdin,
     &sl_source_postgres,
     &sl_source_http,
     &sl_source_nats,
+    &sl_source_kafka,
     &sl_transform_filter,
     &sl_transform_map,
     &sl_transform_route,
@@ -45,6 +49,7 @@ static const struct sl_plugin *const registry[] = {
     &sl_sink_kafka,
     NULL,
 };
+/* clang-format on */
 
 const struct sl_plugin *const *sl_plugin_all(void)
 {

@@ -4,7 +4,8 @@
 # The exposition is parsed by the Prometheus client library's own parser of the text
 # format, and its values are compared exactly with what was written: records read equal
 # the lines appended so far, and after more lines arrive every counter grew by exactly the
-# difference. A stop turns /ready to 503 while the drain lasts, then the run exits 0; an
+# difference; the checkpoint series show the position `sluice status` reads from the sink's
+# table, committed at the sink's last commit, with 0 bytes after it. A stop turns /ready to 503 while the drain lasts, then the run exits 0; an
 # address already in use is an error (exit 1) that names the address.
 . "$(dirname "$0")/lib.sh"
 
@@ -118,6 +119,7 @@ cat >check.py <<'PY'
 import json, sys, time
 doc = json.load(open(sys.argv[1]))
 lines = int(sys.argv[2])
+status = json.load(open(sys.argv[3]))  # `sluice status --json` right after the scrape
 fams, at = doc["families"], doc["at"]
 problems = []
 
@@ -143,6 +145,11 @@ expected_types = {
     "sluice_sink_seconds_since_last_commit": "gauge",
     "sluice_sink_end_to_end_lag_seconds": "gauge",
     "sluice_batch_commit_latency_seconds": "histogram",
+    "sluice_wal_bytes": "gauge", "sluice_wal_segments": "gauge",
+    "sluice_checkpoint_info": "gauge", "sluice_checkpoint_position": "gauge",
+    "sluice_checkpoint_segment": "gauge",
+    "sluice_checkpoint_last_commit_timestamp_seconds": "gauge",
+    "sluice_checkpoint_lag_bytes": "gauge", "sluice_checkpoint_lag_messages": "gauge",
 }
 want({k: v["type"] for k, v in fams.items()} == expected_types,
      f"families differ: {sorted(set(fams) ^ set(expected_types))}")
@@ -213,6 +220,27 @@ age = value("sluice_sink_seconds_since_last_commit", "out")
 lag = value("sluice_sink_end_to_end_lag_seconds", "out")
 want(age is not None and 0 <= age < 300 and lag is not None and lag >= age,
      f"seconds since commit {age}, end-to-end lag {lag}")
+
+# Checkpoints, per (sink, source): the position the sink committed (the same string
+# `sluice status` reads from the sink's own table), committed with the sink's last commit,
+# with nothing of the input after it. A file source's position has no single number and
+# no write-ahead log, so those families have no samples here.
+def ckpt(fam):
+    return [(l, v) for n, l, v in fams[fam]["samples"]]
+pos = status["sinks"][0]["sources"][0]["position"]
+want(ckpt("sluice_checkpoint_info") ==
+     [({"pipeline": "admin_test", "sink": "out", "source": "src", "position": pos}, 1)],
+     f"checkpoint info {ckpt('sluice_checkpoint_info')}, status position {pos}")
+pair = {"pipeline": "admin_test", "sink": "out", "source": "src"}
+want(ckpt("sluice_checkpoint_lag_bytes") == [(pair, 0)],
+     f"checkpoint lag {ckpt('sluice_checkpoint_lag_bytes')}, expected 0 (caught up)")
+want(status["sinks"][0]["sources"][0]["bytes_behind"] == 0, "status: bytes behind")
+want(ckpt("sluice_checkpoint_last_commit_timestamp_seconds") == [(pair, ts)],
+     f"checkpoint commit time {ckpt('sluice_checkpoint_last_commit_timestamp_seconds')} "
+     f"!= the sink's last commit {ts}")
+for fam in ("sluice_checkpoint_position", "sluice_checkpoint_segment",
+            "sluice_checkpoint_lag_messages", "sluice_wal_bytes", "sluice_wal_segments"):
+    want(ckpt(fam) == [], f"{fam} has samples: {ckpt(fam)}")
 for p in problems:
     print("  " + p, file=sys.stderr)
 sys.exit(1 if problems else 0)
@@ -228,13 +256,15 @@ committed() {
 note "first 1000 lines"
 wait_for 60 committed 500
 scrape s1.json
-"$PY" check.py s1.json 1000 || fail "metrics after 1000 lines"
+"$SLUICE" status p.yaml --json >st1.json || fail "status failed"
+"$PY" check.py s1.json 1000 st1.json || fail "metrics after 1000 lines"
 
 note "600 more lines"
 append 1000 600
 wait_for 60 committed 800
 scrape s2.json
-"$PY" check.py s2.json 1600 || fail "metrics after 1600 lines"
+"$SLUICE" status p.yaml --json >st2.json || fail "status failed"
+"$PY" check.py s2.json 1600 st2.json || fail "metrics after 1600 lines"
 # Counters grew by exactly what was appended; histogram count by the new batches.
 "$PY" - s1.json s2.json <<'PY' || fail "counter deltas"
 import json, sys

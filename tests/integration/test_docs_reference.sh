@@ -8,7 +8,7 @@ if ! diff -u "$SLUICE_SRC/docs/configuration.md" <("$SLUICE" docs config); then
     exit 1
 fi
 # Every plugin in the registry has a section.
-for p in "source file" "source stdin" "source postgres" "source http" "source nats" \
+for p in "source file" "source stdin" "source postgres" "source http" "source nats" "source kafka" \
          "transform filter" "transform map" "transform route" "transform validate" \
          "sink stdout" "sink file" "sink sqlite" "sink postgres" "sink http" "sink nats" \
          "sink kafka"; do

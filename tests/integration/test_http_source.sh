@@ -8,7 +8,10 @@
 # a message naming the byte count. Every acknowledged record ends in the sink exactly once
 # (compared record by record), and released segments are deleted. Last, a sink that cannot
 # commit makes the log fill up: 503 with Retry-After, and exactly the acknowledged records
-# arrive once it can.
+# arrive once it can. And lag: while a sink's database is locked, /metrics (parsed with
+# prometheus_client) shows exactly the framed bytes waiting after its checkpoint, the
+# checkpoint's segment and offset and the log's bytes and segments on disk; after a kill,
+# `sluice status` shows the same bytes behind; after a run, 0.
 . "$(dirname "$0")/lib.sh"
 
 PY=python3
@@ -281,4 +284,101 @@ got=$(cat out/*.ndjson | "$PY" -c 'import json, sys; print(sorted(r["id"] for r 
     fail "with a sink committing late, acknowledged records were lost or doubled: $got"
 cd ..
 
-note "http source: exact delivery, per-line errors, auth, limits, kills, torn tails, quota and late commits ok"
+# ---- lag and the write-ahead log in /metrics and `sluice status` -------------------------
+# A sqlite sink commits 10 records, then another connection locks its database: 40 more
+# records are acknowledged and wait in the log. The lag is then exactly their framed bytes
+# (8 + length each), in /metrics (parsed with prometheus_client) while the run waits, and
+# in `sluice status` after a kill -9; the log's bytes and segments are what is on disk;
+# once the sink can commit again, the lag is 0.
+mkdir lag && cd lag
+PORT3=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+APORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PROM=python3
+[ -x /usr/bin/python3 ] && PROM=/usr/bin/python3
+cat >p.yaml <<YAML
+pipeline: lag
+sources:
+  web: {type: http, listen: "127.0.0.1:$PORT3", segment_bytes: 4KiB}
+sinks:
+  db: {type: sqlite, inputs: [web], path: lag.db, table: t, key: id, busy_timeout: 100ms}
+admin: {listen: "127.0.0.1:$APORT"}
+YAML
+# metrics.py PORT: the exposition, parsed, as lines "NAME{sink,source}|{stage} VALUE" and
+# "sluice_checkpoint_info POSITION".
+cat >metrics.py <<'PY'
+import sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
+for fam in text_string_to_metric_families(text):
+    for s in fam.samples:
+        if s.name == "sluice_checkpoint_info":
+            print("%s %s/%s %s" % (s.name, s.labels["sink"], s.labels["source"], s.labels["position"]))
+        elif s.name.startswith(("sluice_checkpoint_", "sluice_wal_")):
+            who = s.labels.get("stage") or "%s/%s" % (s.labels["sink"], s.labels["source"])
+            print("%s %s %s" % (s.name, who, repr(s.value) if s.name.endswith("seconds") else int(s.value)))
+PY
+metric() { "$PROM" metrics.py "$APORT" | sed -n "s|^$1 $2 ||p"; }
+aready() { "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://127.0.0.1:$APORT/ready" 2>/dev/null; }
+URL=http://127.0.0.1:$PORT3/v1/ingest/web
+start_sluice run p.yaml
+wait_for 20 aready
+# body FIRST: 10 records {"id":k,"pad":...} of different lengths
+body() { for k in $(seq "$1" $(($1 + 9))); do printf '{"id":%d,"pad":"%0*d"}\n' "$k" $((60 + k * 3)) 0; done; }
+framed() { awk '{ n += 8 + length($0) } END { print n }' "$@"; }
+body 0 >a.json
+[ "$(post "$URL" a.json | sed -n 1p)" = 200 ] || fail "lag: first body not acknowledged"
+rows() { [ "$(sqlite3 lag.db 'SELECT count(*) FROM t' 2>/dev/null)" = "$1" ]; }
+wait_for 20 rows 10
+lag_is() { [ "$(metric sluice_checkpoint_lag_bytes db/web)" = "$1" ]; }
+wait_for 20 lag_is 0
+pos_a="1:$((16 + $(framed a.json)))"
+[ "$(metric sluice_checkpoint_info db/web)" = "$pos_a" ] ||
+    fail "lag: checkpoint position $(metric sluice_checkpoint_info db/web), expected $pos_a"
+"$PY" -c '
+import sqlite3, os, time
+c = sqlite3.connect("lag.db", isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+open("locked", "w").write("1")
+while os.path.exists("locked"):
+    time.sleep(0.05)
+c.execute("ROLLBACK")' &
+locker=$!
+_SL_BG_PIDS+=("$locker")
+wait_for 20 test -s locked
+for b in 10 20 30 40; do
+    body $b >b$b.json
+    [ "$(post "$URL" b$b.json | sed -n 1p)" = 200 ] || fail "lag: body $b not acknowledged"
+done
+want_lag=$(framed b10.json b20.json b30.json b40.json)
+wal_bytes=$(cat "$(pwd)"/.sluice/lag/wal/web/*.wal | wc -c)
+wal_segs=$(ls .sluice/lag/wal/web | wc -l)
+[ "$wal_segs" -ge 2 ] || fail "lag: the test wants the records to span segments: $(ls -l .sluice/lag/wal/web)"
+"$PROM" metrics.py "$APORT" >m1.txt
+grep -qx "sluice_checkpoint_lag_bytes db/web $want_lag" m1.txt ||
+    fail "lag: expected sluice_checkpoint_lag_bytes $want_lag while the sink is locked: $(cat m1.txt)"
+grep -qx "sluice_checkpoint_info db/web $pos_a" m1.txt || fail "lag: position moved while locked: $(cat m1.txt)"
+grep -qx "sluice_checkpoint_position db/web $((16 + $(framed a.json)))" m1.txt ||
+    fail "lag: sluice_checkpoint_position: $(cat m1.txt)"
+grep -qx "sluice_checkpoint_segment db/web 1" m1.txt || fail "lag: sluice_checkpoint_segment: $(cat m1.txt)"
+grep -qx "sluice_wal_bytes web $wal_bytes" m1.txt || fail "lag: expected sluice_wal_bytes $wal_bytes: $(cat m1.txt)"
+grep -qx "sluice_wal_segments web $wal_segs" m1.txt || fail "lag: expected sluice_wal_segments $wal_segs: $(cat m1.txt)"
+grep -q "^sluice_checkpoint_last_commit_timestamp_seconds db/web " m1.txt ||
+    fail "lag: no sluice_checkpoint_last_commit_timestamp_seconds: $(cat m1.txt)"
+# Killed while the 40 records wait: status (offline) counts the same bytes.
+kill -KILL "$SLUICE_PID"
+wait "$SLUICE_PID" 2>/dev/null || true
+rm locked
+wait "$locker" || true
+"$SLUICE" status p.yaml --json >st1.json || fail "lag: status failed"
+[ "$(jq -c '.sinks[0].sources[0] | [.position, .bytes_behind]' st1.json)" = "[\"$pos_a\",$want_lag]" ] ||
+    fail "lag: status after the kill: $(cat st1.json), expected position $pos_a and $want_lag bytes behind"
+"$SLUICE" status p.yaml | grep -qx "    behind       $want_lag bytes" || fail "lag: status text: $("$SLUICE" status p.yaml)"
+run_sluice run p.yaml --once
+assert_rc 0
+"$SLUICE" status p.yaml --json >st2.json || fail "lag: status failed"
+[ "$(jq -c '.sinks[0].sources[0].bytes_behind' st2.json)" = 0 ] || fail "lag: not caught up: $(cat st2.json)"
+[ "$(sqlite3 lag.db 'SELECT count(*), sum(id) FROM t')" = "50|1225" ] ||
+    fail "lag: rows after the run: $(sqlite3 lag.db 'SELECT count(*), sum(id) FROM t')"
+cd ..
+
+note "http source: exact delivery, per-line errors, auth, limits, kills, torn tails, quota, late commits and lag ok"

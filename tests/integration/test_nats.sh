@@ -6,7 +6,8 @@
 # records added later arrive once; a follow-mode consumer delivers messages published
 # while it runs; a stream the sink creates gets the configured duplicate window; messages
 # the server redelivers while the sink is held up are not emitted twice; a consumer in
-# follow mode rides through a server restart; the sink rides out an outage.
+# follow mode rides through a server restart; the sink rides out an outage. The lag
+# (`sluice status`, /metrics) is the exact number of messages after the committed sequence.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/nats.sh"
 
@@ -55,6 +56,7 @@ sources:
 sinks:
   bus: {type: nats, inputs: [in], url: "$NATS_URL", subject: ev.clicks, stream: EV}
 YAML
+APORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >cons.yaml <<YAML
 pipeline: cons
 state_dir: state_c
@@ -62,7 +64,27 @@ sources:
   bus: {type: nats, url: "$NATS_URL", stream: EV, subject: "ev.>", durable: wh, batch_size: 256}
 sinks:
   out: {type: file, inputs: [bus], path: out/rows.ndjson, id_field: "", commit_interval: 0}
+admin: {listen: "127.0.0.1:$APORT"}
 YAML
+# behind: messages_behind from `sluice status cons.yaml --json`
+behind() { "$SLUICE" status cons.yaml --json | jq -c '.sinks[0].sources[0] | [.position, .messages_behind, .bytes_behind]'; }
+# ckpt_metrics: the consumer's checkpoint series, parsed with prometheus_client
+PROM=python3
+[ -x /usr/bin/python3 ] && PROM=/usr/bin/python3
+ckpt_metrics() {
+    "$PROM" - "$APORT" <<'PY'
+import sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
+got = {}
+for fam in text_string_to_metric_families(text):
+    for s in fam.samples:
+        if s.name.startswith("sluice_checkpoint_") and not s.name.endswith("seconds"):
+            assert (s.labels["sink"], s.labels["source"]) == ("out", "bus"), s.labels
+            got[s.name] = s.labels.get("position", int(s.value))
+print(" ".join("%s=%s" % kv for kv in sorted(got.items())))
+PY
+}
 
 # --- produce, consume, compare ------------------------------------------------------------
 run_sluice run prod.yaml --once
@@ -87,11 +109,15 @@ out_all >got.ndjson
 cmp -s in.ndjson got.ndjson || assert_same_records in.ndjson got.ndjson "a second consumer run must read nothing"
 
 # --- records added later arrive once -------------------------------------------------------
+[ "$(behind)" = '["3000",0,null]' ] || fail "status before new messages: $(behind)"
 gen 3001 3500 >>in.ndjson
 run_sluice run prod.yaml --once
 assert_rc 0
 [ "$(nats_stream_info EV | jq -c .)" = '{"messages":3500,"first_seq":1,"last_seq":3500}' ] ||
     fail "after appending 500 records: $(nats_stream_info EV)"
+[ "$(behind)" = '["3000",500,null]' ] || fail "status should show 500 messages behind: $(behind)"
+"$SLUICE" status cons.yaml | grep -qx "    behind       500 messages" ||
+    fail "status text: $("$SLUICE" status cons.yaml)"
 run_sluice run cons.yaml --once
 assert_rc 0
 out_all >got.ndjson
@@ -99,6 +125,7 @@ cmp -s in.ndjson got.ndjson || assert_same_records in.ndjson got.ndjson "the 500
 "$SLUICE" status cons.yaml --json >status.json
 [ "$(jq -r '.sinks[0].sources[0].position' status.json)" = 3500 ] ||
     fail "status should show position 3500: $(cat status.json)"
+[ "$(behind)" = '["3500",0,null]' ] || fail "status after catching up: $(behind)"
 
 # --- follow mode: messages published while the consumer runs --------------------------------
 start_sluice run cons.yaml
@@ -108,6 +135,9 @@ assert_rc 0
 # The run fetches everything (the last batch is acknowledged when the run ends).
 delivered_to() { [ "$(consumer_state wh | cut -d' ' -f3)" = "$1" ]; }
 wait_for 30 delivered_to 3800
+# /metrics while it runs: committed sequence 3800, nothing after it.
+metrics_at() { [ "$(ckpt_metrics)" = "sluice_checkpoint_info=3800 sluice_checkpoint_lag_messages=0 sluice_checkpoint_position=3800" ]; }
+wait_for 30 metrics_at
 kill -TERM "$SLUICE_PID"
 wait "$SLUICE_PID" || fail "the follow-mode consumer exited with $? on SIGTERM: $(tail -n 5 "$RUN_STDERR")"
 out_all >got.ndjson

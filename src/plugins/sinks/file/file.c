@@ -1253,7 +1253,7 @@ static sl_rc note_batch(struct file_sink *s, const struct sl_batch *b, uint32_t 
             return sl_error_set(err, SL_ESTATE, "batch from unknown source #%u", b->source);
         return SL_OK;
     }
-    const char *src = s->source_names[b->source];
+    const char *src = b->checkpoint ? b->checkpoint : s->source_names[b->source];
     struct src_entry *e = find_src(s, src);
     if (!e && !(e = add_src(s, src, strlen(src))))
         return sl_error_set(err, SL_ENOMEM, "out of memory (or more than %d sources)",
@@ -1366,7 +1366,7 @@ static sl_rc file_process(void *state, struct sl_batch *b, struct sl_worker *w,
         sl_buf_clear(&s->out);
     }
     if (b->source < s->nsources && s->source_names && s->source_names[b->source] &&
-        (e = find_src(s, s->source_names[b->source])) != NULL) {
+        (e = find_src(s, b->checkpoint ? b->checkpoint : s->source_names[b->source])) != NULL) {
         saved = *e;
         if (saved.position && !(saved.position = sl_strdup(saved.position))) {
             e = NULL; /* nothing changed in it yet */

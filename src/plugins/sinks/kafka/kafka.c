@@ -50,6 +50,8 @@
 #include "sluice/plugin.h"
 #include "sluice/record.h"
 
+#include "plugins/common/kafka.h"
+
 #define KAFKA_ID_HEADER "sluice-record-id"
 
 /* Per-message outcome within the current batch. */
@@ -61,14 +63,13 @@ enum { KMSG_NONE = 0, KMSG_PENDING, KMSG_OK, KMSG_FAILED };
  *   2. A message's opaque carries (gen << 32 | record index); reports whose gen is not the
  *      current batch's are from an abandoned attempt and are ignored.
  *   3. pending counts messages of the current gen with status KMSG_PENDING.
- *   4. hdr_names/hdr_values hold n_hdrs configured headers (heap strings).
+ *   4. hdrs holds the configured headers (heap strings).
  */
 struct kafka_sink {
-    const char *name;
+    const char *name; /* first: sl__kafka_on_log reads it through the opaque */
     char *brokers, *topic, *acks;
-    struct sl_expr *key; /* NULL: no key */
-    char **hdr_names, **hdr_values;
-    size_t n_hdrs;
+    struct sl_expr *key;         /* NULL: no key */
+    struct sl__kafka_pairs hdrs; /* configured headers */
     uint64_t linger_ms, batch_bytes, timeout_ms;
     rd_kafka_t *rk;
     uint32_t gen;
@@ -91,15 +92,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     s->pending--;
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    struct kafka_sink *s = rd_kafka_opaque(rk);
-    if (level <= 4)
-        sl_warn(s->name, "librdkafka %s: %s", fac, buf);
-    else
-        sl_debug(s->name, "librdkafka %s: %s", fac, buf);
-}
-
 /* Errors caused by the record itself: producing it again cannot succeed. */
 static int permanent(rd_kafka_resp_err_t e)
 {
@@ -120,11 +112,7 @@ static void destroy_producer(struct kafka_sink *s)
 static sl_rc conf_set(struct kafka_sink *s, rd_kafka_conf_t *c, const char *k, const char *v,
                       struct sl_error *err)
 {
-    char why[256];
-    if (rd_kafka_conf_set(c, k, v, why, sizeof why) == RD_KAFKA_CONF_OK)
-        return SL_OK;
-    return sl_error_set(err, SL_ECONFIG, "sink %s: librdkafka refused %s=%s: %s", s->name, k, v,
-                        why);
+    return sl__kafka_conf_set(c, k, v, "sink", s->name, err);
 }
 
 static sl_rc make_producer(struct kafka_sink *s, struct sl_error *err)
@@ -147,7 +135,7 @@ static sl_rc make_producer(struct kafka_sink *s, struct sl_error *err)
     if ((rc = conf_set(s, c, "message.timeout.ms", num, err)))
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
-    rd_kafka_conf_set_log_cb(c, on_log);
+    rd_kafka_conf_set_log_cb(c, sl__kafka_on_log); /* name is s's first member */
     rd_kafka_conf_set_opaque(c, s);
     s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, why, sizeof why);
     if (!s->rk) {
@@ -231,10 +219,10 @@ static rd_kafka_headers_t *make_headers(struct kafka_sink *s, const uint64_t id[
 {
     char hex[33];
     sl_record_id_format(id, hex);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(s->n_hdrs + 1);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(s->hdrs.n + 1);
     rd_kafka_header_add(h, KAFKA_ID_HEADER, -1, hex, 32);
-    for (size_t k = 0; k < s->n_hdrs; k++)
-        rd_kafka_header_add(h, s->hdr_names[k], -1, s->hdr_values[k], -1);
+    for (size_t k = 0; k < s->hdrs.n; k++)
+        rd_kafka_header_add(h, s->hdrs.names[k], -1, s->hdrs.values[k], -1);
     return h;
 }
 
@@ -364,12 +352,7 @@ static void kafka_close(void *state)
         return;
     destroy_producer(s);
     sl_expr_destroy(s->key);
-    for (size_t k = 0; k < s->n_hdrs; k++) {
-        sl_free(s->hdr_names[k]);
-        sl_free(s->hdr_values[k]);
-    }
-    sl_free(s->hdr_names);
-    sl_free(s->hdr_values);
+    sl__kafka_pairs_fini(&s->hdrs);
     sl_free(s->status);
     sl_free(s->errs);
     sl_buf_fini(&s->out);
@@ -380,36 +363,12 @@ static void kafka_close(void *state)
     sl_free(s);
 }
 
-static sl_rc parse_headers(const struct sl_plugin_ctx *ctx, struct kafka_sink *s,
-                           struct sl_error *err)
+static const char *refuse_header(const char *name)
 {
-    const struct sl_cfg_node *h = sl_cfg_get(ctx->node, "headers");
-    if (!h || h->is_null)
-        return SL_OK;
-    if (h->kind != SL_CFG_MAP)
-        return sl_cfg_error(err, h, "sinks.%s.headers: expected a map of header name: value",
-                            ctx->name);
-    s->hdr_names = sl_calloc(h->n ? h->n : 1, sizeof *s->hdr_names);
-    s->hdr_values = sl_calloc(h->n ? h->n : 1, sizeof *s->hdr_values);
-    if (!s->hdr_names || !s->hdr_values)
-        return sl_error_set(err, SL_ENOMEM, "out of memory");
-    for (size_t i = 0; i < h->n; i++) {
-        const struct sl_cfg_pair *p = &h->pairs[i];
-        if (!*p->key || !strcasecmp(p->key, KAFKA_ID_HEADER))
-            return sl_cfg_error(err, p->val,
-                                "sinks.%s.headers: \"%s\" cannot be used as a header name (%s "
-                                "is set by the sink itself); rename it",
-                                ctx->name, p->key, KAFKA_ID_HEADER);
-        if (p->val->kind != SL_CFG_SCALAR || p->val->is_null)
-            return sl_cfg_error(err, p->val, "sinks.%s.headers.%s: expected a string value",
-                                ctx->name, p->key);
-        s->hdr_names[s->n_hdrs] = sl_strdup(p->key);
-        s->hdr_values[s->n_hdrs] = sl_strdup(p->val->str);
-        s->n_hdrs++;
-        if (!s->hdr_names[s->n_hdrs - 1] || !s->hdr_values[s->n_hdrs - 1])
-            return sl_error_set(err, SL_ENOMEM, "out of memory");
-    }
-    return SL_OK;
+    return strcasecmp(name, KAFKA_ID_HEADER) == 0
+               ? "cannot be used as a header name (" KAFKA_ID_HEADER
+                 " is set by the sink itself); rename it"
+               : NULL;
 }
 
 static sl_rc kafka_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_error *err)
@@ -467,7 +426,7 @@ static sl_rc kafka_init(const struct sl_plugin_ctx *ctx, void **state, struct sl
                                 k->kind == SL_CFG_SCALAR ? cerr.msg : "expected a string");
         }
     }
-    if ((rc = parse_headers(ctx, s, err))) {
+    if ((rc = sl__kafka_pairs_parse(ctx, "sinks", "headers", refuse_header, &s->hdrs, err))) {
         kafka_close(s);
         return rc;
     }

@@ -1297,7 +1297,7 @@ static sl_rc pg_process(void *state, struct sl_batch *b, struct sl_worker *w, st
     if (b->position) {
         if (b->source >= s->nsources || !s->source_names || !s->source_names[b->source])
             return sl_error_set(err, SL_ESTATE, "batch from unknown source #%u", b->source);
-        source = s->source_names[b->source];
+        source = b->checkpoint ? b->checkpoint : s->source_names[b->source];
     }
     if (sl_batch_live(b) == 0 && !source)
         return SL_OK;

@@ -560,6 +560,14 @@ static sl_rc extend_schema(struct sqlite_sink *s, struct sl_batch *b, uint32_t f
     struct scan_ctx c = {.s = s};
     struct sl_buf *q = &s->sql;
     sl_rc rc;
+    /*
+     * Another process (a second day of a backfill, another member of a consumer group)
+     * may have created the table or added columns since they were loaded. The batch's
+     * transaction holds the write lock (BEGIN IMMEDIATE), so what is read now stays true
+     * until the commit.
+     */
+    if ((rc = sl__sqlite_load_columns(s, err)))
+        return rc;
     c.nc = sl_arena_alloc(&b->arena, SQ_MAX_COLUMNS * sizeof *c.nc);
     if (!c.nc)
         return sl_error_set(err, SL_ENOMEM, "out of memory");
@@ -1181,7 +1189,7 @@ static sl_rc sqlite_process(void *state, struct sl_batch *b, struct sl_worker *w
     if (b->position) {
         if (b->source >= s->nsources || !s->source_names || !s->source_names[b->source])
             return sl_error_set(err, SL_ESTATE, "batch from unknown source #%u", b->source);
-        source = s->source_names[b->source];
+        source = b->checkpoint ? b->checkpoint : s->source_names[b->source];
     }
     if (sl_batch_live(b) == 0 && !source)
         return SL_OK;

@@ -9,7 +9,8 @@
  * pipeline side, read() on the source's thread, reads the log like a file: position
  * "segment:offset" after the batch's last record, record ids from (segment, offset), so
  * everything downstream of the log is exactly-once like a file source. release() deletes
- * the segments every sink has committed past.
+ * the segments every sink has committed past. lag() counts the record bytes durable after
+ * a position (`sluice status`, /metrics); wal_usage() reports the log's size.
  *
  * Replies: 200 {"accepted":N,"rejected":0,"errors":[]} when every line was good; 400 with
  * the same shape and one entry per bad line ({"line":k,"error":...}, k 1-based; for a
@@ -28,10 +29,21 @@
  *   2. rpos is the position after the last record read() handed out (or restored); it is
  *      touched only on the source's thread.
  *   3. r->offset of a record is its start, seg << 40 | off (offsets stay below 1 TiB).
+ *   4. With fsync: always, a request whose records are appended is suspended (its
+ *      connection parked, no thread held) in the committer's list; the committer resumes
+ *      it only after the sl_wal_commit covering its end returned, and its handler then
+ *      sends the reply prepared before it waited (invariant 1).
+ *
+ * Threading: libmicrohttpd's HTTP_THREADS event-loop threads run the handlers (parse,
+ * append); with fsync: always one committer thread runs the group fsyncs and resumes the
+ * connections it covered. So one fsync acknowledges every request that arrived while the
+ * previous one ran, and waiting costs no thread per connection. close() stops the
+ * committer (it resumes everything waiting first) before the server.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +68,9 @@
 #define HTTP_CONN_TIMEOUT_S 30
 #define HTTP_READ_WAIT_MS 100
 #define HTTP_MAX_ERRORS 100 /* per reply; the count of rejected lines stays exact */
+#define HTTP_THREADS 2      /* libmicrohttpd's event-loop threads */
+
+struct http_req;
 
 struct http_src {
     const char *name;
@@ -69,18 +84,39 @@ struct http_src {
     int once;
     const struct sl_batch_limits *limits;
     struct sl_wal *wal; /* NULL in inspect mode */
+    char *dir;          /* the log's directory */
     struct MHD_Daemon *daemon;
     uint64_t id_base[2];
     struct sl_wal_pos rpos;
+    /* fsync: always: requests appended and suspended until the committer's fsync */
+    pthread_mutex_t cmu;
+    pthread_cond_t ccv;
+    struct http_req *waiting; /* under cmu */
+    int closing;              /* under cmu: no more suspending; the committer drains */
+    int committer_started;
+    pthread_t committer;
 };
 
-/* One request's body, collected across upload calls. */
+/*
+ * One request's body, collected across upload calls; with fsync: always, also the reply it
+ * waits to send (invariant 4).
+ */
 struct http_req {
     char *data;
     size_t len, cap;
     int too_large;
-    int gzip; /* Content-Encoding: gzip */
+    int gzip;  /* Content-Encoding: gzip */
+    int state; /* REQ_READING, REQ_WAITING (suspended, in the committer's list), REQ_DONE */
+    struct http_req *next;       /* committer's list */
+    struct MHD_Connection *conn; /* to resume */
+    struct sl_wal_pos end;       /* the log position that must be durable */
+    unsigned status;             /* the prepared reply */
+    struct sl_buf out;
+    sl_rc commit_rc; /* set by the committer before it resumes the connection */
+    char commit_msg[SL_ERROR_MSG_MAX];
 };
+
+enum { REQ_READING = 0, REQ_WAITING, REQ_DONE };
 
 /*
  * Inflate a gzip body into *out (sl_malloc'd), refusing to grow past max bytes (a small
@@ -326,6 +362,88 @@ static sl_rc parse_body(struct http_src *s, char *body, size_t len, struct http_
     return rc;
 }
 
+/* The 200 or 400 reply for a request whose good lines were accepted, into q. */
+static sl_rc prepare_reply(struct http_req *q, size_t accepted, const struct http_parsed *p)
+{
+    sl_buf_init(&q->out, 0);
+    q->status = p->nbad ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_OK;
+    sl_rc rc = sl_buf_printf(&q->out, "{\"accepted\":%zu,\"rejected\":%zu,\"errors\":[", accepted,
+                             p->nbad);
+    if (rc == SL_OK && p->errors.len)
+        rc = sl_buf_append(&q->out, p->errors.data, p->errors.len);
+    if (rc == SL_OK)
+        rc = sl_buf_append(&q->out, "]}\n", 3);
+    return rc;
+}
+
+/*
+ * fsync: always: hand q to the committer and suspend its connection; 1 when it waits, 0
+ * when the caller must commit itself (fsync: interval, or the source is closing).
+ * Suspending under cmu orders it before the committer can take q and resume it.
+ */
+static int wait_commit(struct http_src *s, struct MHD_Connection *c, struct http_req *q,
+                       struct sl_wal_pos end)
+{
+    if (!s->committer_started)
+        return 0;
+    pthread_mutex_lock(&s->cmu);
+    int wait = !s->closing;
+    if (wait) {
+        q->state = REQ_WAITING;
+        q->conn = c;
+        q->end = end;
+        q->next = s->waiting;
+        s->waiting = q;
+        MHD_suspend_connection(c);
+        pthread_cond_signal(&s->ccv);
+    }
+    pthread_mutex_unlock(&s->cmu);
+    return wait;
+}
+
+/*
+ * The committer (fsync: always): takes every waiting request, makes the log durable up
+ * to the furthest of their ends with one sl_wal_commit (requests that arrive meanwhile
+ * wait for the next round: group commit), then resumes each connection, whose handler
+ * sends the prepared reply, or 500 when the commit failed. Exits once closing is set and
+ * nothing waits.
+ */
+static void *committer_main(void *arg)
+{
+    struct http_src *s = arg;
+    pthread_mutex_lock(&s->cmu);
+    for (;;) {
+        while (!s->waiting && !s->closing)
+            pthread_cond_wait(&s->ccv, &s->cmu);
+        if (!s->waiting)
+            break;
+        struct http_req *list = s->waiting;
+        s->waiting = NULL;
+        pthread_mutex_unlock(&s->cmu);
+        struct sl_wal_pos far = list->end;
+        for (struct http_req *q = list->next; q; q = q->next)
+            if (sl_wal_pos_cmp(q->end, far) > 0)
+                far = q->end;
+        struct sl_error err;
+        sl_error_clear(&err);
+        sl_rc rc = sl_wal_commit(s->wal, far, &err);
+        if (rc)
+            sl_error_log(s->name, "%s", err.msg);
+        while (list) {
+            struct http_req *q = list;
+            list = q->next; /* q may be freed once its connection is resumed */
+            q->commit_rc = rc;
+            if (rc)
+                snprintf(q->commit_msg, sizeof q->commit_msg, "%s", err.msg);
+            q->state = REQ_DONE;
+            MHD_resume_connection(q->conn);
+        }
+        pthread_mutex_lock(&s->cmu);
+    }
+    pthread_mutex_unlock(&s->cmu);
+    return NULL;
+}
+
 static enum MHD_Result handle_body(struct http_src *s, struct MHD_Connection *c, struct http_req *q)
 {
     struct http_parsed p;
@@ -353,25 +471,30 @@ static enum MHD_Result handle_body(struct http_src *s, struct MHD_Connection *c,
         struct sl_wal_pos end;
         sl_error_clear(&err);
         rc = sl_wal_append(s->wal, p.rec, p.len, p.n, &end, &err);
-        if (rc == SL_OK)
+        if (rc == SL_OK) {
+            /* The reply is ready now; it leaves once the committer's fsync covers end. */
+            rc = prepare_reply(q, accepted, &p);
+            if (rc) {
+                ret = MHD_NO;
+                goto out;
+            }
+            if (wait_commit(s, c, q, end)) {
+                ret = MHD_YES;
+                goto out;
+            }
             rc = sl_wal_commit(s->wal, end, &err);
+        }
         if (rc) {
             sl_error_log(s->name, "%s", err.msg);
             ret = reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL,
                               "nothing was acknowledged: %s", err.msg);
             goto out;
         }
+        ret = reply(c, q->status, q->out.data, q->out.len, NULL, NULL);
+        goto out;
     }
-    struct sl_buf o;
-    sl_buf_init(&o, 0);
-    rc = sl_buf_printf(&o, "{\"accepted\":%zu,\"rejected\":%zu,\"errors\":[", accepted, p.nbad);
-    if (rc == SL_OK && p.errors.len)
-        rc = sl_buf_append(&o, p.errors.data, p.errors.len);
-    if (rc == SL_OK)
-        rc = sl_buf_append(&o, "]}\n", 3);
-    ret = rc ? MHD_NO
-             : reply(c, p.nbad ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_OK, o.data, o.len, NULL, NULL);
-    sl_buf_fini(&o);
+    rc = prepare_reply(q, accepted, &p);
+    ret = rc ? MHD_NO : reply(c, q->status, q->out.data, q->out.len, NULL, NULL);
 out:
     sl_free(p.rec);
     sl_free(p.len);
@@ -431,6 +554,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct http_src *s = cls;
     struct http_req *q = *con_cls;
     (void)version;
+    if (q && q->state == REQ_DONE) { /* resumed by the committer */
+        if (q->commit_rc)
+            return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL,
+                               "nothing was acknowledged: %s", q->commit_msg);
+        return reply(c, q->status, q->out.data, q->out.len, NULL, NULL);
+    }
+    if (q && q->state == REQ_WAITING)
+        return MHD_YES; /* cannot happen: a suspended connection is not called */
     if (!q) {
         int done;
         enum MHD_Result r = precheck(s, c, url, method, &done);
@@ -501,6 +632,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls, (void)c, (void)toe;
     if (q) {
         sl_free(q->data);
+        sl_buf_fini(&q->out);
         sl_free(q);
         *con_cls = NULL;
     }
@@ -610,14 +742,65 @@ static void http_release(void *state, const char *position)
         sl_wal_release(s->wal, p.seg);
 }
 
+/*
+ * Bytes behind: the record bytes (frames included) of the log after position, up to what
+ * is durable. Inspection (`sluice status`, the log not open here) counts what the segment
+ * files hold. Thread-safe: wal.c locks.
+ */
+static sl_rc http_lag(void *state, const char *position, uint64_t *bytes, struct sl_error *err)
+{
+    struct http_src *s = state;
+    struct sl_wal_pos p;
+    if (position && sl_wal_pos_parse(position, &p) != 0)
+        return sl_error_set(err, SL_EPARSE,
+                            "source %s: the checkpoint \"%.200s\" is not segment:offset (not "
+                            "an http source position)",
+                            s->name, position);
+    if (s->wal) {
+        *bytes = sl_wal_lag(s->wal, position ? &p : NULL);
+        return SL_OK;
+    }
+    return sl_wal_dir_lag(s->dir, position ? &p : NULL, bytes, err);
+}
+
+/* "seg:off": the byte offset in the segment, and the segment. */
+static int http_position_number(void *state, const char *position, uint64_t *number,
+                                uint64_t *segment)
+{
+    struct sl_wal_pos p;
+    (void)state;
+    if (sl_wal_pos_parse(position, &p) != 0)
+        return 0;
+    *number = p.off;
+    *segment = p.seg;
+    return 1;
+}
+
+static void http_wal_usage(void *state, uint64_t *bytes, uint64_t *segments)
+{
+    struct http_src *s = state;
+    *bytes = s->wal ? sl_wal_bytes(s->wal) : 0;
+    *segments = s->wal ? sl_wal_segments(s->wal) : 0;
+}
+
 static void http_close(void *state)
 {
     struct http_src *s = state;
     if (!s)
         return;
+    if (s->committer_started) { /* resumes every waiting connection before the stop */
+        pthread_mutex_lock(&s->cmu);
+        s->closing = 1;
+        pthread_cond_broadcast(&s->ccv);
+        pthread_mutex_unlock(&s->cmu);
+        pthread_join(s->committer, NULL);
+    }
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->cmu);
+    pthread_cond_destroy(&s->ccv);
     sl_wal_close(s->wal);
+    sl_free(s->dir);
     sl_free(s->route);
     sl_free(s->token);
     sl_free(s);
@@ -685,6 +868,8 @@ static sl_rc http_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     struct http_src *s = sl_calloc(1, sizeof *s);
     if (!s)
         return sl_error_set(err, SL_ENOMEM, "out of memory");
+    pthread_mutex_init(&s->cmu, NULL);
+    pthread_cond_init(&s->ccv, NULL);
     s->name = ctx->name;
     s->pipeline = ctx->pipeline ? ctx->pipeline : "";
     s->max_body = max_body;
@@ -702,12 +887,16 @@ static sl_rc http_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     }
     snprintf(s->route, rl, "/v1/ingest/%s", ctx->name);
     sl_record_id_base(s->pipeline, s->name, "wal", s->id_base);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/wal/%s", ctx->state_dir, ctx->name);
+    if (!(s->dir = sl_strdup(dir))) {
+        http_close(s);
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    }
     if (ctx->inspect) {
         *state = s;
         return SL_OK;
     }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/wal/%s", ctx->state_dir, ctx->name);
     struct sl_wal_opts o = {.segment_bytes = seg_bytes,
                             .fsync_always = strcmp(fsync_mode, "interval") != 0,
                             .fsync_interval_ms = interval};
@@ -722,12 +911,27 @@ static sl_rc http_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
                 " (%s); they were never acknowledged",
                 rep.torn_bytes, rep.torn_segment, rep.damage);
     s->rpos = sl_wal_first(s->wal);
+    if (!s->once && o.fsync_always) {
+        int perr = pthread_create(&s->committer, NULL, committer_main, s);
+        if (perr) {
+            http_close(s);
+            return sl_error_sys(err, SL_ENOMEM, perr, "source %s: cannot start a thread",
+                                ctx->name);
+        }
+        s->committer_started = 1;
+    }
     if (!s->once) {
+        /*
+         * fsync: always: requests wait for the group fsync suspended, not on a thread, so a
+         * few event-loop threads serve every connection (see the committer). interval:
+         * nothing waits, and the same threads answer at once.
+         */
         s->daemon = MHD_start_daemon(
-            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
-            NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
-            (unsigned)HTTP_CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+            MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
+            NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS, MHD_OPTION_SOCK_ADDR,
+            (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
             MHD_OPTION_END);
         if (!s->daemon) {
@@ -797,5 +1001,8 @@ const struct sl_plugin sl_source_http = {
     .position_cmp = http_position_cmp,
     .covers = http_covers,
     .release = http_release,
+    .lag = http_lag,
+    .position_number = http_position_number,
+    .wal_usage = http_wal_usage,
     .close = http_close,
 };

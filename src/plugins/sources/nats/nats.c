@@ -31,8 +31,14 @@
  * the connection reconnects without limit and a failed fetch only backs off, so held
  * handles stay valid for their acknowledgements; close() flushes pending acknowledgements.
  *
- * Threading: read/restore/close on the source's thread; release from sink threads.
- * Invariant 1 below is guarded by mu; position_cmp and covers read only their arguments.
+ * Lag (`sluice status`, /metrics): the messages of the stream that match the subject and
+ * lie after a position, counted exactly by the server: lag() creates a short-lived
+ * ephemeral consumer starting after the position and reads its num_pending. It has its own
+ * connection (lag_nc, under lag_mu), so it never touches the one read() reconnects.
+ *
+ * Threading: read/restore/close on the source's thread; release from sink threads; lag from
+ * any thread (status, the admin server). Invariant 1 below is guarded by mu; position_cmp,
+ * covers and position_number read only their arguments.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -88,6 +94,9 @@ struct nats_src {
     struct held *held;
     size_t head, n, cap;
     uint64_t released;
+    pthread_mutex_t lag_mu; /* lag_nc, lag_js */
+    natsConnection *lag_nc;
+    jsCtx *lag_js;
 };
 
 static uint64_t now_ms(void)
@@ -425,6 +434,95 @@ static int nats_covers(void *state, const char *position, const struct sl_batch 
     return b->recs[i].offset <= p;
 }
 
+#define NATS_LAG_TIMEOUT_MS 1000
+
+static void lag_disconnect(struct nats_src *s)
+{
+    if (s->lag_js)
+        jsCtx_Destroy(s->lag_js);
+    s->lag_js = NULL;
+    if (s->lag_nc)
+        natsConnection_Destroy(s->lag_nc);
+    s->lag_nc = NULL;
+}
+
+/*
+ * Messages matching subject after position (NULL: all of them): an ephemeral consumer
+ * that starts there tells how many it would deliver (num_pending); it is deleted at once
+ * (and would expire by itself after its inactivity threshold).
+ */
+static sl_rc nats_lag(void *state, const char *position, uint64_t *count, struct sl_error *err)
+{
+    struct nats_src *s = state;
+    uint64_t after = 0;
+    if (position && parse_seq(position, &after))
+        return sl_error_set(err, SL_EPARSE,
+                            "source %s: the checkpoint \"%.200s\" is not a stream sequence",
+                            s->name, position);
+    pthread_mutex_lock(&s->lag_mu);
+    natsStatus st = NATS_OK;
+    const char *what = "cannot connect";
+    if (!s->lag_nc) {
+        natsOptions *o = NULL;
+        st = natsOptions_Create(&o);
+        if (st == NATS_OK)
+            st = natsOptions_SetURL(o, s->url);
+        if (st == NATS_OK)
+            st = natsOptions_SetTimeout(o, NATS_LAG_TIMEOUT_MS);
+        if (st == NATS_OK)
+            st = natsOptions_SetAllowReconnect(o, false);
+        if (st == NATS_OK)
+            st = natsConnection_Connect(&s->lag_nc, o);
+        natsOptions_Destroy(o);
+        if (st == NATS_OK) {
+            jsOptions jo;
+            jsOptions_Init(&jo);
+            jo.Wait = NATS_LAG_TIMEOUT_MS;
+            what = "cannot open a JetStream context";
+            st = natsConnection_JetStream(&s->lag_js, s->lag_nc, &jo);
+        }
+    }
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    if (st == NATS_OK) {
+        jsConsumerConfig cc;
+        jsConsumerConfig_Init(&cc);
+        cc.AckPolicy = js_AckNone;
+        cc.FilterSubject = s->subject;
+        cc.InactiveThreshold = (int64_t)10 * 1000000000; /* nanoseconds */
+        cc.MemoryStorage = true;
+        if (after > 0) {
+            cc.DeliverPolicy = js_DeliverByStartSequence;
+            cc.OptStartSeq = after + 1;
+        } else {
+            cc.DeliverPolicy = js_DeliverAll;
+        }
+        what = "cannot count the pending messages";
+        st = js_AddConsumer(&ci, s->lag_js, s->stream, &cc, NULL, &jerr);
+    }
+    sl_rc rc = SL_OK;
+    if (st == NATS_OK) {
+        *count = ci->NumPending;
+        js_DeleteConsumer(s->lag_js, s->stream, ci->Name, NULL, NULL);
+        jsConsumerInfo_Destroy(ci);
+    } else {
+        const char *why = nats_GetLastError(NULL);
+        rc = sl_error_set(err, SL_EIO, "source %s: NATS %s, stream %s: %s (%s)", s->name, s->url,
+                          s->stream, what, why && *why ? why : natsStatus_GetText(st));
+        lag_disconnect(s); /* connect again next time */
+    }
+    pthread_mutex_unlock(&s->lag_mu);
+    return rc;
+}
+
+static int nats_position_number(void *state, const char *position, uint64_t *number,
+                                uint64_t *segment)
+{
+    (void)state;
+    (void)segment;
+    return parse_seq(position, number) == 0;
+}
+
 static void nats_close(void *state)
 {
     struct nats_src *s = state;
@@ -436,7 +534,9 @@ static void nats_close(void *state)
     if (s->nc) /* acknowledgements are buffered: send them before closing */
         natsConnection_FlushTimeout(s->nc, 2000);
     disconnect(s);
+    lag_disconnect(s);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->lag_mu);
     sl_free(s->url);
     sl_free(s->stream);
     sl_free(s->subject);
@@ -478,6 +578,7 @@ static sl_rc nats_init(const struct sl_plugin_ctx *ctx, void **state, struct sl_
     if (!s)
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->lag_mu, NULL);
     s->name = ctx->name;
     s->pipeline = ctx->pipeline ? ctx->pipeline : "";
     s->batch_size = (uint32_t)batch;
@@ -540,5 +641,8 @@ const struct sl_plugin sl_source_nats = {
     .position_cmp = nats_position_cmp,
     .covers = nats_covers,
     .release = nats_release,
+    .lag = nats_lag,
+    .lag_unit = "messages",
+    .position_number = nats_position_number,
     .close = nats_close,
 };
