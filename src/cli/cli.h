@@ -55,6 +55,9 @@ int sl__cli_load(const char *path, struct sl_pipeline **p);
 /* Shared option handling: returns 1 if argv[*i] was a logging option (and consumed). */
 int sl__cli_log_option(int argc, char **argv, int *i, int *bad);
 
+/* SIGINT and SIGTERM call on_stop (a stop request: drain and finish); SIGPIPE is ignored. */
+void sl__cli_stop_signals(void (*on_stop)(int));
+
 /*
  * A pipeline opened for inspection (`status`, `reset`, in status.c): loaded, its state
  * directory checked without creating anything, and its sinks (and, when asked, its

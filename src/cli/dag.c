@@ -64,17 +64,6 @@ static void on_signal(int sig)
     sl_dag_request_stop();
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
-
 static int load(const char *path, struct sl_dag **d)
 {
     struct sl_error err;
@@ -222,7 +211,7 @@ static int cmd_run(struct sl_dag *d, int64_t from, int64_t to, int force, const 
     struct sl_dag_summary sum;
     struct sl_error err;
     sl_error_clear(&err);
-    install_signals();
+    sl__cli_stop_signals(on_signal);
     sl_rc rc = sl_dag_run_range(d, from, to, &o, &sum, &err);
     if (rc && rc != SL_ECANCELED) {
         fprintf(stderr, "sluice dag: %s\n", err.msg[0] ? err.msg : sl_strerror(rc));

@@ -5,6 +5,7 @@
  * file and does argument parsing, calls into the library and prints results. Only here
  * does the process decide to exit.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -92,6 +93,17 @@ int sl__cli_log_option(int argc, char **argv, int *i, int *bad)
         }
     }
     return 1;
+}
+
+void sl__cli_stop_signals(void (*on_stop)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 int sl__cli_path_arg(const char *verb, const char *a, const char **path, const char *help)

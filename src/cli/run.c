@@ -69,15 +69,12 @@ static void on_signal(int sig)
 
 static void install_signals(void)
 {
+    sl__cli_stop_signals(on_signal);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
     sigaction(SIGALRM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 }
 
 static void human_bytes(double v, char *out, size_t n)

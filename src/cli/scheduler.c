@@ -113,13 +113,7 @@ int sl__cli_scheduler(int argc, char **argv)
                 break;
             }
     if (rc == SL_EXIT_OK) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
+        sl__cli_stop_signals(on_signal);
         struct sl_error err;
         sl_error_clear(&err);
         struct sl_dag_run_opts o = {0, "scheduler", NULL, NULL, NULL, metrics};

@@ -35,8 +35,9 @@
 #include "sluice/cron.h"
 #include "sluice/dag.h"
 
+#include "core/problems.h"
+
 #define MAX_JOBS 4096
-#define MAX_PROBLEMS 500
 #define MAX_PIPELINE_FILE (4u << 20)
 
 static const char *const top_keys[] = {"dag",         "description", "schedule",  "timezone",
@@ -50,12 +51,6 @@ static const char *const job_keys[] = {"command",      "pipeline",      "depends
 
 static const char *const alert_keys[] = {"webhook", "timeout"};
 
-struct problem {
-    unsigned line, col;
-    size_t seq;
-    char *text;
-};
-
 /*
  * One load.
  *
@@ -67,24 +62,8 @@ struct loader {
     struct sl_dag *d;
     struct sl_cfg_doc *doc;
     struct sl_arena *a;
-    struct problem prob[MAX_PROBLEMS];
-    size_t nprob, dropped, seq;
-    int oom;
+    struct sl__problems ps;
 };
-
-static void add_text(struct loader *L, unsigned line, unsigned col, const char *text)
-{
-    if (L->nprob >= MAX_PROBLEMS) {
-        L->dropped++;
-        return;
-    }
-    char *t = sl_arena_strdup(L->a, text);
-    if (!t) {
-        L->oom = 1;
-        return;
-    }
-    L->prob[L->nprob++] = (struct problem){line, col, L->seq++, t};
-}
 
 static void problem(struct loader *L, const struct sl_cfg_node *n, unsigned line, unsigned col,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -92,7 +71,7 @@ static void problem(struct loader *L, const struct sl_cfg_node *n, unsigned line
 static void problem(struct loader *L, const struct sl_cfg_node *n, unsigned line, unsigned col,
                     const char *fmt, ...)
 {
-    char msg[SL_ERROR_MSG_MAX], full[SL_ERROR_MSG_MAX + 256];
+    char msg[SL_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -101,54 +80,12 @@ static void problem(struct loader *L, const struct sl_cfg_node *n, unsigned line
         line = n->line;
         col = n->col;
     }
-    snprintf(full, sizeof full, "%s:%u:%u: %s", L->doc->path, line, col, msg);
-    add_text(L, line, col, full);
+    sl__problems_addf(&L->ps, line, col, "%s", msg);
 }
 
 static void problem_err(struct loader *L, const struct sl_cfg_node *n, const struct sl_error *e)
 {
-    if (e->rc == SL_ENOMEM) {
-        L->oom = 1;
-        return;
-    }
-    add_text(L, n ? n->line : 1, n ? n->col : 1, e->msg);
-}
-
-static int problem_cmp(const void *x, const void *y)
-{
-    const struct problem *a = x, *b = y;
-    if (a->line != b->line)
-        return a->line < b->line ? -1 : 1;
-    if (a->col != b->col)
-        return a->col < b->col ? -1 : 1;
-    return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
-
-static sl_rc report(struct loader *L, struct sl_error *err)
-{
-    if (L->oom)
-        return sl_error_set(err, SL_ENOMEM, "out of memory while loading %s", L->doc->path);
-    qsort(L->prob, L->nprob, sizeof L->prob[0], problem_cmp);
-    sl_error_set(err, SL_ECONFIG, "%s", "");
-    if (!err)
-        return SL_ECONFIG;
-    size_t len = 0, total = L->nprob + L->dropped;
-    for (size_t i = 0; i < L->nprob; i++) {
-        size_t tl = strlen(L->prob[i].text);
-        if (len + tl + 64 >= sizeof err->msg) {
-            snprintf(err->msg + len, sizeof err->msg - len, "%s... and %zu more problem%s",
-                     len ? "\n" : "", total - i, total - i == 1 ? "" : "s");
-            return SL_ECONFIG;
-        }
-        if (len)
-            err->msg[len++] = '\n';
-        memcpy(err->msg + len, L->prob[i].text, tl + 1);
-        len += tl;
-    }
-    if (L->dropped)
-        snprintf(err->msg + len, sizeof err->msg - len, "\n... and %zu more problem%s", L->dropped,
-                 L->dropped == 1 ? "" : "s");
-    return SL_ECONFIG;
+    sl__problems_add_err(&L->ps, n, e);
 }
 
 static const char *kind_noun(const struct sl_cfg_node *n)
@@ -251,7 +188,7 @@ static void load_env(struct loader *L, const struct sl_cfg_node *n, struct sl_da
     }
     struct sl_dag_env *e = sl_arena_calloc(L->a, (n->n ? n->n : 1) * sizeof *e);
     if (!e) {
-        L->oom = 1;
+        L->ps.oom = 1;
         return;
     }
     for (size_t i = 0; i < n->n; i++) {
@@ -325,14 +262,14 @@ static void load_job(struct loader *L, struct sl_dag_job *j, const struct sl_cfg
             char *text = NULL;
             sl_rc rc = read_file(path, &text, &e);
             if (rc == SL_ENOMEM) {
-                L->oom = 1;
+                L->ps.oom = 1;
             } else if (rc) {
                 problem(L, pl, 0, 0, "%s: %s", pl->keypath, e.msg);
             } else {
                 j->pipeline = path;
                 j->pipeline_text = sl_arena_strdup(L->a, text);
                 if (!j->pipeline_text)
-                    L->oom = 1;
+                    L->ps.oom = 1;
                 unsigned ln = 0, cl = 0;
                 sl_error_clear(&e);
                 if (sl_dag_template(text, strlen(text), NULL, NULL, &ln, &cl, &e)) {
@@ -403,7 +340,7 @@ static void load_deps(struct loader *L, size_t i, const struct sl_cfg_node *n)
     }
     j->deps = sl_arena_calloc(L->a, (count ? count : 1) * sizeof *j->deps);
     if (!j->deps) {
-        L->oom = 1;
+        L->ps.oom = 1;
         return;
     }
     for (size_t k = 0; k < count; k++) {
@@ -453,7 +390,7 @@ static void order_jobs(struct loader *L, const struct sl_cfg_node *jobs)
     unsigned char *done = sl_calloc(n ? n : 1, 1);
     d->order = sl_arena_calloc(L->a, (n ? n : 1) * sizeof *d->order);
     if (!indeg || !done || !d->order) {
-        L->oom = 1;
+        L->ps.oom = 1;
         goto out;
     }
     size_t placed = 0;
@@ -482,7 +419,7 @@ static void order_jobs(struct loader *L, const struct sl_cfg_node *jobs)
         memset(seen, 0, n * sizeof *seen);
         size_t *walk = sl_calloc(n + 1, sizeof *walk);
         if (!walk) {
-            L->oom = 1;
+            L->ps.oom = 1;
             goto out;
         }
         size_t len = 0, cur = start;
@@ -568,7 +505,7 @@ static void load_top(struct loader *L)
         sl_error_clear(&e);
         if (sl_cron_parse(d->schedule, d->timezone, &d->cron, &e)) {
             if (e.rc == SL_ENOMEM)
-                L->oom = 1;
+                L->ps.oom = 1;
             else
                 problem(L, sl_cfg_get(root, "schedule"), 0, 0, "schedule: %s", e.msg);
             d->cron = NULL;
@@ -628,7 +565,7 @@ static void load_top(struct loader *L)
     sl_error_clear(&e);
     const char *defsd = sl_arena_printf(L->a, ".sluice/dag-%s", d->name ? d->name : "dag");
     if (!defsd)
-        L->oom = 1;
+        L->ps.oom = 1;
     else if (sl_cfg_get_path(L->doc, root, "state_dir", defsd, &d->state_dir, &e))
         problem_err(L, sl_cfg_get(root, "state_dir"), &e);
 
@@ -668,7 +605,7 @@ static void load_top(struct loader *L)
     }
     d->jobs = sl_arena_calloc(L->a, jobs->n * sizeof *d->jobs);
     if (!d->jobs) {
-        L->oom = 1;
+        L->ps.oom = 1;
         return;
     }
     d->njobs = jobs->n;
@@ -676,7 +613,7 @@ static void load_top(struct loader *L)
         load_job(L, &d->jobs[i], &jobs->pairs[i]);
     for (size_t i = 0; i < jobs->n; i++)
         load_deps(L, i, jobs->pairs[i].val);
-    if (!L->nprob && !L->oom)
+    if (!L->ps.n && !L->ps.oom)
         order_jobs(L, jobs);
 }
 
@@ -699,15 +636,19 @@ sl_rc sl_dag_load(const char *path, struct sl_dag **out, struct sl_error *err)
     L->d = d;
     L->doc = doc;
     L->a = &doc->arena;
+    sl__problems_init(&L->ps, doc->path, &doc->arena);
     load_top(L);
-    if (L->oom || L->nprob || L->dropped) {
-        rc = report(L, err);
+    if (sl__problems_any(&L->ps)) {
+        rc = sl__problems_report(&L->ps, err);
         goto fail;
     }
+    sl__problems_fini(&L->ps);
     sl_free(L);
     *out = d;
     return SL_OK;
 fail:
+    if (L)
+        sl__problems_fini(&L->ps);
     sl_free(L);
     if (d)
         sl_cron_free(d->cron);
