@@ -234,6 +234,11 @@ gen 4101 4300 >>in.ndjson
 run_sluice run prod.yaml --once
 assert_rc 0
 wait_for 60 delivered_to 4300
+# The server has sent them; stop only once they are committed and acknowledged (a SIGTERM
+# that lands while a fetch is in flight leaves what it fetched unacknowledged, rightly:
+# the next run gets it again).
+acked_all() { [ "$(consumer_state wh)" = "4300 0 4300" ]; }
+wait_for 60 acked_all
 kill -TERM "$cons_pid"
 wait "$cons_pid" || fail "the consumer exited with $? after the server restart: $(tail -n 5 "$RUN_STDERR")"
 # The server applies acks asynchronously: give the last ones a moment to land.
