@@ -13,7 +13,8 @@
 #   d. buffer_records: 200 with batches of 20 while the sqlite sink's database is locked
 #      for 8 s: the poller pauses the partitions and resumes them (log), and still every
 #      message arrives exactly once in both sinks.
-#   e. a bad option (a property the source owns) is a config error naming it.
+#   e. a bad option (a property the source owns) is a config error naming it; an
+#      unreachable cluster ends a --once run after assign_timeout with a clear error.
 source "$(dirname "$0")/lib.sh"
 
 tmpdir T
@@ -204,5 +205,19 @@ run_sluice run --once ke.yaml
 assert_rc 1
 cp "$RUN_STDERR" rune.err
 grep -q 'properties.group.id: set by the source itself' rune.err || fail "a property the source owns was not refused: $(cat rune.err)"
+
+# Nothing listens at the address: --once fails after assign_timeout, saying why.
+cat >kf.yaml <<YAML
+pipeline: kf
+state_dir: ./state-kf
+sources:
+  k: {type: kafka, brokers: "127.0.0.1:9", topics: [ev], assign_timeout: 2s}
+sinks:
+  f: {type: file, inputs: [k], path: out-kf/rows.ndjson}
+YAML
+run_sluice run --once kf.yaml
+assert_rc 1
+grep -q 'group kf got no partitions within 2000 ms; are the brokers (127.0.0.1:9) reachable' "$RUN_STDERR" ||
+    fail "an unreachable cluster did not end the --once run with a clear error: $(grep -v librdkafka "$RUN_STDERR" | tail -3)"
 
 note "kafka source: exact records with metadata, DLQ, per-partition checkpoints, resume, pause/resume ok"

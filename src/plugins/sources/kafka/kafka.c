@@ -141,6 +141,7 @@ struct kafka_src {
     size_t buffered, buffered_bytes;
     int paused;
     int assigned_once;
+    uint64_t started_ms, assign_ms; /* the poller's start; assign_timeout */
     struct emission *fifo_head, *fifo_tail;
     sl_rc fatal;
     char fatal_msg[SL_ERROR_MSG_MAX];
@@ -566,6 +567,7 @@ static sl_rc start_consumer(struct kafka_src *s, struct sl_error *err)
     if (pthread_create(&s->poller, NULL, poller_main, s) != 0)
         return sl_error_set(err, SL_ENOMEM, "source %s: cannot start the poller thread", s->name);
     s->poller_started = 1;
+    s->started_ms = now_ms();
     sl_info(s->name, "joined consumer group %s on %s", s->group, s->brokers);
     return SL_OK;
 }
@@ -809,7 +811,23 @@ static sl_rc kafka_read(void *state, struct sl_batch *b, struct sl_error *err)
     }
     if (!p) {
         int done = s->once && all_done(s);
+        int unassigned = !s->assigned_once;
         pthread_mutex_unlock(&s->mu);
+        if (unassigned && now_ms() - s->started_ms >= s->assign_ms) {
+            /* A wrong address or a dead cluster must not hang a --once run (or a follow
+               run, silently): librdkafka keeps trying, the log says why. */
+            if (s->once)
+                return sl_error_set(err, SL_EIO,
+                                    "source %s: group %s got no partitions within %llu ms; are "
+                                    "the brokers (%s) reachable and do the topics exist?",
+                                    s->name, s->group, (unsigned long long)s->assign_ms,
+                                    s->brokers);
+            sl_warn(s->name,
+                    "group %s has no partitions yet after %llu ms; are the brokers (%s) "
+                    "reachable and do the topics exist? still trying",
+                    s->group, (unsigned long long)s->assign_ms, s->brokers);
+            s->started_ms = now_ms();
+        }
         return done ? SL_EOF : SL_AGAIN;
     }
     struct emission *em = sl_malloc(sizeof *em);
@@ -1053,7 +1071,7 @@ static sl_rc kafka_init(const struct sl_plugin_ctx *ctx, void **state, struct sl
     const struct sl_cfg_node *node = ctx->node;
     const char *brokers, *group, *start, *meta;
     int64_t batch;
-    uint64_t buf_records, buf_bytes, rebalance;
+    uint64_t buf_records, buf_bytes, rebalance, assign;
     sl_rc rc;
     if ((rc = sl_cfg_get_str(node, "brokers", NULL, &brokers, err)) ||
         (rc = sl_cfg_get_str(node, "group", NULL, &group, err)) ||
@@ -1061,7 +1079,8 @@ static sl_rc kafka_init(const struct sl_plugin_ctx *ctx, void **state, struct sl
         (rc = sl_cfg_get_str(node, "metadata_field", "_kafka", &meta, err)) ||
         (rc = sl_cfg_get_int(node, "batch_size", 1000, &batch, err)) ||
         (rc = sl_cfg_get_size(node, "buffer_bytes", 16u << 20, &buf_bytes, err)) ||
-        (rc = sl_cfg_get_duration(node, "rebalance_timeout", 30000, &rebalance, err)))
+        (rc = sl_cfg_get_duration(node, "rebalance_timeout", 30000, &rebalance, err)) ||
+        (rc = sl_cfg_get_duration(node, "assign_timeout", 60000, &assign, err)))
         return rc;
     int64_t br;
     if ((rc = sl_cfg_get_int(node, "buffer_records", 10000, &br, err)))
@@ -1102,6 +1121,7 @@ static sl_rc kafka_init(const struct sl_plugin_ctx *ctx, void **state, struct sl
     s->buffer_records = buf_records;
     s->buffer_bytes = buf_bytes;
     s->rebalance_ms = rebalance;
+    s->assign_ms = assign ? assign : 1;
     s->once = ctx->once;
     s->lookup = ctx->committed_lookup;
     s->lookup_handle = ctx->lookup_handle;
@@ -1164,6 +1184,11 @@ static const struct sl_option kafka_options[] = {
      .def = "30s",
      .help = "How long a revoked partition waits for its batches in flight to be committed "
              "by every sink before it is handed over."},
+    {.name = "assign_timeout",
+     .type = SL_OPT_DURATION,
+     .def = "60s",
+     .help = "With --once, fail when the group has given no partition by then (brokers "
+             "unreachable, topic missing); otherwise warn and keep trying."},
     {.name = "metadata_field",
      .type = SL_OPT_STRING,
      .def = "_kafka",
