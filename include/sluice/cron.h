@@ -44,4 +44,25 @@ int64_t sl_cron_prev(const struct sl_cron *c, int64_t at);
 
 void sl_cron_free(struct sl_cron *c);
 
+/*
+ * Time zones, read from the same zoneinfo files as schedules (no TZ environment, so any
+ * thread may use a zone). A NULL zone is UTC.
+ */
+struct sl_tz;
+
+/* Open zone name (NULL or "UTC": *out = NULL, i.e. UTC). SL_ECONFIG naming the zone when it
+ * does not exist or its file is not a zone file; SL_ENOMEM. */
+sl_rc sl_tz_open(const char *name, struct sl_tz **out, struct sl_error *err);
+
+/* Seconds east of UTC at instant t (Unix seconds). */
+int32_t sl_tz_offset(const struct sl_tz *z, int64_t t);
+
+/* The first instant whose wall-clock time is local (civil seconds since 1970-01-01T00:00
+ * of the zone's calendar). A wall time that does not exist (skipped by a daylight saving
+ * change) is read with the offset in force before the change, as mktime does: 02:30 of a
+ * skipped 02:00-03:00 hour is 03:30 after it, and 02:00 is the instant the skip ends. */
+int64_t sl_tz_from_local(const struct sl_tz *z, int64_t local);
+
+void sl_tz_close(struct sl_tz *z);
+
 #endif

@@ -35,6 +35,7 @@
 
 struct sl_cfg_doc;
 struct sl_cron;
+struct sl_tz;
 
 enum sl_dag_partitioning { SL_DAG_DAILY = 1, SL_DAG_HOURLY };
 
@@ -77,6 +78,7 @@ struct sl_dag {
     const char *schedule; /* cron text, or NULL */
     struct sl_cron *cron; /* compiled schedule, or NULL */
     const char *timezone; /* NULL = UTC */
+    struct sl_tz *tz;     /* the zone of timezone, NULL for UTC */
     enum sl_dag_partitioning partitioning;
     int64_t start;            /* first partition the scheduler runs, or INT64_MIN when unset */
     int catchup;              /* default true */

@@ -865,6 +865,53 @@ void sl_cron_free(struct sl_cron *c)
     sl_free(c);
 }
 
+/* ---- time zones on their own (cron.h) ------------------------------------------------ */
+
+struct sl_tz {
+    struct tz_zone *zone; /* never NULL: UTC is a NULL struct sl_tz */
+};
+
+sl_rc sl_tz_open(const char *name, struct sl_tz **out, struct sl_error *err)
+{
+    *out = NULL;
+    if (!name || strcmp(name, "UTC") == 0)
+        return SL_OK;
+    struct tz_zone *zone = NULL;
+    sl_rc rc = zone_load(name, &zone, err);
+    if (rc)
+        return rc;
+    struct sl_tz *z = sl_malloc(sizeof *z);
+    if (!z) {
+        sl_free(zone);
+        return sl_error_set(err, SL_ENOMEM, "time zone \"%s\": out of memory", name);
+    }
+    z->zone = zone;
+    *out = z;
+    return SL_OK;
+}
+
+int32_t sl_tz_offset(const struct sl_tz *z, int64_t t)
+{
+    return zone_offset(z ? z->zone : NULL, t);
+}
+
+int64_t sl_tz_from_local(const struct sl_tz *z, int64_t local)
+{
+    int64_t t;
+    if (zone_first(z ? z->zone : NULL, local, &t))
+        return t;
+    /* In a gap: read the wall time with the offset in force before it. */
+    return local - zone_offset(z->zone, local - 28 * 3600);
+}
+
+void sl_tz_close(struct sl_tz *z)
+{
+    if (!z)
+        return;
+    sl_free(z->zone);
+    sl_free(z);
+}
+
 /* ---- search ------------------------------------------------------------------------- */
 
 /* Lowest set bit >= from in mask, or -1. from may exceed 63. */

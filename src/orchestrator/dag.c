@@ -497,6 +497,13 @@ static void load_top(struct loader *L)
                 d->timezone);
     if (d->timezone && strcmp(d->timezone, "UTC") == 0)
         d->timezone = NULL;
+    sl_error_clear(&e);
+    if (d->timezone && zone_exists(d->timezone) && sl_tz_open(d->timezone, &d->tz, &e)) {
+        if (e.rc == SL_ENOMEM)
+            L->ps.oom = 1;
+        else
+            problem(L, sl_cfg_get(root, "timezone"), 0, 0, "timezone: %s", e.msg);
+    }
 
     sl_error_clear(&e);
     if (sl_cfg_get_str(root, "schedule", NULL, &d->schedule, &e)) {
@@ -650,8 +657,10 @@ fail:
     if (L)
         sl__problems_fini(&L->ps);
     sl_free(L);
-    if (d)
+    if (d) {
         sl_cron_free(d->cron);
+        sl_tz_close(d->tz);
+    }
     sl_free(d);
     sl_cfg_destroy(doc);
     return rc;
@@ -662,6 +671,7 @@ void sl_dag_destroy(struct sl_dag *d)
     if (!d)
         return;
     sl_cron_free(d->cron);
+    sl_tz_close(d->tz);
     sl_cfg_destroy(d->doc);
     sl_free(d);
 }

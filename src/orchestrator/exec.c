@@ -181,7 +181,6 @@ sl_rc sl__exec_create(struct sl_dag *d, const struct sl_dag_run_opts *o, struct 
         sl__exec_destroy(x);
         return rc;
     }
-    sl__tz_prepare(); /* before the alerter's thread starts */
     if ((rc = sl__alerter_start(d, &x->alerter, err))) {
         sl__exec_destroy(x);
         return rc;
@@ -362,8 +361,6 @@ static char **job_env(const struct sl_dag *d, const struct sl_dag_job *j,
         }                                                                                          \
     } while (0)
     for (size_t i = 0; i < n0; i++) {
-        if (sl__tz_added() && strncmp(environ[i], "TZ=", 3) == 0)
-            continue; /* ours, not the user's (partition.c) */
         if (!(env[n] = sl_strdup(environ[i])))
             goto oom;
         n++;

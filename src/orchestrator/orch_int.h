@@ -33,14 +33,6 @@ struct sl__dagdb {
 void sl__owner_self(struct sl__owner *o);
 int sl__owner_alive(const struct sl__owner *o);
 
-/*
- * partition.c: make TZ exist in the environment before any thread starts (time zone
- * conversions then only replace it; see tz_enter there), and whether it was added (not
- * set by the user: jobs must not inherit it).
- */
-void sl__tz_prepare(void);
-int sl__tz_added(void);
-
 /* Milliseconds since the epoch (wall clock). */
 int64_t sl__now_ms(void);
 

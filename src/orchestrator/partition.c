@@ -5,10 +5,8 @@
  * 1970-01-01 or hours since 1970-01-01T00 of the civil calendar (not of Unix time), so
  * that the previous and next partitions are idx - 1 and idx + 1 whatever daylight saving
  * does, and keys sort in time order. Converting between a partition and Unix time is the
- * only place the time zone matters: UTC is pure arithmetic; another zone goes through the
- * C library (TZ set for the duration of the call, then restored), which is why these
- * functions are not thread-safe for zones other than UTC. The orchestrator calls them
- * from one thread (and see tz_enter about the others).
+ * only place the time zone matters: the zone's offsets come from its zoneinfo file, read
+ * once by cron.c (sl_tz_*), so no TZ environment is touched and any thread may convert.
  *
  * Templates are the small language of DAG files: {{name}} with optional spaces inside
  * the braces, names from one table. An unknown name is an error that names the name and
@@ -74,98 +72,21 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-static int is_utc(const char *tz)
+/* Unix seconds of civil time (days, seconds into the day) in zone z (NULL: UTC). An hour
+ * skipped by a daylight saving change starts at the instant the skip ends at (cron.h). */
+static int64_t civil_to_unix(const struct sl_tz *z, int64_t days, int64_t secs)
 {
-    return !tz || !*tz || strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0;
+    return sl_tz_from_local(z, days * 86400 + secs);
 }
 
-/*
- * Run the C library's conversions in zone tz: TZ is set for the call, then put back.
- * Single-threaded use only (see the top of the file).
- *
- * Other threads (the alerter's libcurl, getaddrinfo) read the environment meanwhile.
- * Replacing an existing variable is safe for them (glibc swaps one pointer and never
- * frees the old string); adding or removing one reallocates or shifts the array under
- * their feet. So TZ is made to exist once, before any thread starts (sl__tz_prepare),
- * and is only ever replaced afterwards: put back to its first value, or to
- * ":/etc/localtime" (what an unset TZ means) when it was not set; children do not
- * inherit that stand-in (sl__tz_added).
- */
-static int tz_prepared, tz_was_unset;
-static char *tz_orig;
-
-void sl__tz_prepare(void)
+/* Civil (days, seconds into the day) of Unix time t in zone z; returns the UTC offset. */
+static long unix_to_civil(const struct sl_tz *z, int64_t t, int64_t *days, int64_t *secs)
 {
-    if (tz_prepared)
-        return;
-    tz_prepared = 1;
-    const char *o = getenv("TZ");
-    if (o) {
-        tz_orig = sl_strdup(o);
-    } else {
-        tz_was_unset = 1;
-        setenv("TZ", ":/etc/localtime", 1);
-    }
-}
-
-int sl__tz_added(void)
-{
-    return tz_was_unset;
-}
-
-static void tz_enter(const char *tz)
-{
-    sl__tz_prepare();
-    setenv("TZ", tz, 1);
-    tzset();
-}
-
-static void tz_leave(void)
-{
-    setenv("TZ", tz_orig ? tz_orig : ":/etc/localtime", 1);
-    tzset();
-}
-
-/* Unix seconds of civil time (days, seconds into the day) in tz. */
-static int64_t civil_to_unix(const char *tz, int64_t days, int64_t secs)
-{
-    if (is_utc(tz))
-        return days * 86400 + secs;
-    int64_t y;
-    unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
-    tz_enter(tz);
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    tm.tm_year = (int)(y - 1900);
-    tm.tm_mon = (int)m - 1;
-    tm.tm_mday = (int)d;
-    tm.tm_hour = (int)(secs / 3600);
-    tm.tm_min = (int)(secs / 60 % 60);
-    tm.tm_isdst = -1;
-    /* A wall time skipped by a daylight saving change maps to the instant after the gap
-     * (mktime normalizes it forward), which is where that hour's partition begins. */
-    time_t t = mktime(&tm);
-    tz_leave();
-    return (int64_t)t;
-}
-
-/* Civil (days, seconds into the day) of Unix time t in tz; returns the UTC offset. */
-static long unix_to_civil(const char *tz, int64_t t, int64_t *days, int64_t *secs)
-{
-    if (is_utc(tz)) {
-        *days = floor_div(t, 86400);
-        *secs = t - *days * 86400;
-        return 0;
-    }
-    tz_enter(tz);
-    time_t tt = (time_t)t;
-    struct tm tm;
-    localtime_r(&tt, &tm);
-    tz_leave();
-    *days = days_from_civil(tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday);
-    *secs = tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
-    return tm.tm_gmtoff;
+    int32_t off = sl_tz_offset(z, t);
+    int64_t local = t + off;
+    *days = floor_div(local, 86400);
+    *secs = local - *days * 86400;
+    return off;
 }
 
 /* ---- partitions ---------------------------------------------------------------- */
@@ -245,15 +166,15 @@ int64_t sl_dag_part_start(const struct sl_dag *d, int64_t idx)
 {
     if (d->partitioning == SL_DAG_HOURLY) {
         int64_t days = floor_div(idx, 24);
-        return civil_to_unix(d->timezone, days, (idx - days * 24) * 3600);
+        return civil_to_unix(d->tz, days, (idx - days * 24) * 3600);
     }
-    return civil_to_unix(d->timezone, idx, 0);
+    return civil_to_unix(d->tz, idx, 0);
 }
 
 int64_t sl_dag_part_at(const struct sl_dag *d, int64_t t)
 {
     int64_t days, secs;
-    unix_to_civil(d->timezone, t, &days, &secs);
+    unix_to_civil(d->tz, t, &days, &secs);
     return d->partitioning == SL_DAG_HOURLY ? days * 24 + secs / 3600 : days;
 }
 
@@ -302,7 +223,7 @@ void sl_dag_vars_init(const struct sl_dag *d, int64_t idx, const char *job, unsi
     /* ts carries the zone's offset at the partition's start, as ISO 8601 does. */
     int64_t start = sl_dag_part_start(d, idx);
     int64_t days, secs;
-    long off = unix_to_civil(d->timezone, start, &days, &secs);
+    long off = unix_to_civil(d->tz, start, &days, &secs);
     char sign = off < 0 ? '-' : '+';
     long aoff = off < 0 ? -off : off;
     unsigned hh = (unsigned)hour % 24u, oh = (unsigned)(aoff / 3600) % 100u,

@@ -326,7 +326,6 @@ sl_rc sl_dag_scheduler(struct sl_dag **dags, size_t n, const struct sl_dag_run_o
         mono_base = mono_s();
         clock_offset = clock_base - (int64_t)time(NULL);
     }
-    sl__tz_prepare(); /* before any alerter thread starts */
     struct sched *s = sl_calloc(n ? n : 1, sizeof *s);
     if (!s)
         return sl_error_set(err, SL_ENOMEM, "out of memory");

@@ -589,6 +589,33 @@ static int diff_case(const char *zone, int verbose)
     return fails != 0;
 }
 
+/* The zone API on its own: offsets, a skipped and a repeated wall time, and errors. */
+static void test_tz_api(void)
+{
+    struct sl_error err;
+    struct sl_tz *z = NULL;
+    CHECK_INT(sl_tz_open(NULL, &z, &err), SL_OK);
+    CHECK(z == NULL);
+    CHECK_INT(sl_tz_offset(NULL, 1795651200), 0);
+    CHECK_INT(sl_tz_from_local(NULL, 1795651200), 1795651200);
+    CHECK_INT(sl_tz_open("Mars/Olympus", &z, &err), SL_ECONFIG);
+    CHECK(z == NULL && strstr(err.msg, "Mars/Olympus"));
+    REQUIRE(sl_tz_open("Europe/Berlin", &z, &err) == SL_OK && z);
+    /* 2026-11-26T00:00Z is 01:00 CET; 2026-07-01T00:00Z is 02:00 CEST. */
+    CHECK_INT(sl_tz_offset(z, 1795651200), 3600);
+    CHECK_INT(sl_tz_offset(z, 1782864000), 7200);
+    /* 2026-03-29 02:30 local does not exist: read with the winter offset, it is 01:30Z
+     * (03:30 CEST); 02:00, the start of that hour, is 01:00Z, where the skip ends. */
+    int64_t day = 1774742400; /* 2026-03-29T00:00 as civil seconds */
+    CHECK_INT(sl_tz_from_local(z, day + 2 * 3600 + 1800), day + 3600 + 1800);
+    CHECK_INT(sl_tz_from_local(z, day + 2 * 3600), day + 3600);
+    /* 2026-10-25 02:30 local happens twice: the first is 00:30Z (CEST). */
+    int64_t fall = 1792886400; /* 2026-10-25T00:00 as civil seconds */
+    CHECK_INT(sl_tz_from_local(z, fall + 2 * 3600 + 1800), fall + 1800);
+    sl_tz_close(z);
+    sl_tz_close(NULL);
+}
+
 static void test_differential(void)
 {
     const char *env = getenv("SLUICE_TEST_SEED");
@@ -689,6 +716,7 @@ int main(void)
     RUN(test_alloc_failures);
     RUN(test_dst_berlin);
     RUN(test_dst_new_york);
+    RUN(test_tz_api);
     RUN(test_differential);
     RUN(test_speed);
     return TEST_DONE();

@@ -256,10 +256,12 @@ static void test_partitions(void)
     sl_dag_part_parse(d, "2026-03-29", &idx);
     CHECK_INT(sl_dag_part_start(d, idx + 1) - sl_dag_part_start(d, idx), 23 * 3600);
     CHECK_INT(sl_dag_part_at(d, sl_dag_part_start(d, idx) + 23 * 3600 - 1), idx);
-    /* Put back: TZ was not set, so it holds what an unset TZ means, marked as ours so
-     * that jobs do not inherit it. */
-    CHECK_STR(getenv("TZ"), ":/etc/localtime");
-    CHECK_INT(sl__tz_added(), 1);
+    /* The fall change: a 25-hour day, and the repeated hour belongs to it. */
+    sl_dag_part_parse(d, "2026-10-25", &idx);
+    CHECK_INT(sl_dag_part_start(d, idx + 1) - sl_dag_part_start(d, idx), 25 * 3600);
+    CHECK_INT(sl_dag_part_at(d, sl_dag_part_start(d, idx) + 25 * 3600 - 1), idx);
+    /* No environment is touched by the conversions. */
+    CHECK(getenv("TZ") == NULL || strcmp(getenv("TZ"), "Europe/Berlin") != 0);
     sl_dag_destroy(d);
 }
 
