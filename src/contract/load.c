@@ -32,6 +32,8 @@
 #include "sluice/buf.h"
 #include "sluice/json.h"
 
+#include "core/ere.h"
+
 #define MAX_CONTRACT_BYTES ((size_t)16 << 20) /* a schema larger than 16 MiB is a mistake */
 #define MAX_SCHEMA_DEPTH 64                   /* nesting of schemas inside schemas */
 
@@ -351,6 +353,9 @@ static sl_rc compile_pattern(struct loader *L, struct sl_cnode *n, uint32_t vt, 
                           "regular expressions that POSIX ERE matches exactly; see "
                           "docs/contracts.md)",
                           p, msg);
+    char big[160];
+    if (sl__ere_check(ere, strlen(ere), big, sizeof big))
+        return load_error(L, spath, "pattern \"%s\" is too complex to compile: %s", p, big);
     regex_t *re = sl_arena_calloc(&L->c->arena, sizeof *re);
     if (!re)
         return oom(L);

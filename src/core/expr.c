@@ -43,6 +43,8 @@
 
 #include "sluice/alloc.h"
 
+#include "core/ere.h"
+
 #define EXPR_MAX_LEN 65536   /* longest source text accepted */
 #define EXPR_MAX_DEPTH 128   /* nesting of parentheses, calls, arrays, unary operators */
 #define EXPR_MAX_HEIGHT 1000 /* height of the tree: bounds the recursion of eval */
@@ -1799,6 +1801,9 @@ static sl_rc parse_call(struct parser *p, struct node **out)
                     return nomem(p);
                 if (memchr(pat->k.u.str, '\0', pat->k.len))
                     return perr(p, apos, "bad regular expression: contains a NUL character");
+                char why[160];
+                if (sl__ere_check(pat->k.u.str, pat->k.len, why, sizeof why))
+                    return perr(p, apos, "bad regular expression: %s", why);
                 int ec = regcomp(re, pat->k.u.str, REG_EXTENDED | REG_NOSUB);
                 if (ec) {
                     char m[160];

@@ -400,6 +400,15 @@ static void test_compile_errors(void)
     CHECK_STR(ev("a == \"abc"), "SL_EPARSE@5: unterminated string: add the closing \"");
     CHECK_STR(ev("'abc"), "SL_EPARSE@0: unterminated string: add the closing '");
     CHECK_STR(ev("matches(x, \"a(\")"), "SL_EPARSE@11: bad regular expression: Unmatched ( or \\(");
+    /* Patterns whose repetitions would make regcomp allocate without bound (fuzzing found
+       one that took gigabytes) are refused before regcomp. */
+    CHECK_STR(ev("matches(x, \"^pu(chas++++e)?$\")"),
+              "SL_EPARSE@11: bad regular expression: a quantifier cannot follow another "
+              "quantifier (at byte 9)");
+    CHECK_STR(ev("matches(x, \"((a{100}){100}){100}\")"),
+              "SL_EPARSE@11: bad regular expression: its repetitions expand to more than 100000 "
+              "pattern nodes; use smaller counts");
+    CHECK_STR(ev("matches(x, \"^[0-9]{1,3}(\\\\.[0-9]{1,3}){3}$|a{2,}|[]{]x{2}\")"), "null");
     CHECK_STR(ev("matches(x, \"a{1\")"), "SL_EPARSE@11: bad regular expression: Unmatched \\{");
     CHECK_STR(ev("matches(x, y)"), "SL_EPARSE@11: matches() needs its pattern as a string "
                                    "literal");
