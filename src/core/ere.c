@@ -91,8 +91,8 @@ int sl__ere_check(const char *pat, size_t len, char *why, size_t whylen)
         size_t end = i;
         if (c == '*' || c == '+' || c == '?')
             factor = 2;
-        else if (c == '{' && last && !interval(pat, len, i, &end, &factor))
-            factor = 0; /* a literal brace */
+        else if (c == '{' && last)
+            interval(pat, len, i, &end, &factor); /* leaves factor 0 for a literal brace */
         if (factor) {
             if (after_quant) {
                 snprintf(why, whylen, "a quantifier cannot follow another quantifier (at byte %zu)",

@@ -50,7 +50,7 @@
  *
  *   1. parts[0..nparts) are every partition ever assigned in this run; a part is never
  *      freed before close, so emission records may point to it.
- *   2. A part's buffered messages are in offset order and all >= its `emitted`.
+ *   2. A part's buffered messages (its ring) are in offset order and all >= its `emitted`.
  *   3. fifo holds one entry per emitted batch not yet released, in emission order, which
  *      is the order the engine releases them in.
  *   4. buffered/buffered_bytes are the sums over all parts' buffers.
@@ -85,19 +85,14 @@
 #define KAFKA_MAX_TOPICS 256
 #define KAFKA_META_MAX (64u << 10) /* key + headers copied into the metadata member */
 
-struct kmsg {
-    struct kmsg *next;
-    rd_kafka_message_t *m;
-};
-
 /* A partition of a topic this member was assigned at some point (invariant 1). */
 struct part {
     char *topic;
     int32_t partition;
-    char *ckpt;          /* "<source>#<topic>/<partition>" */
-    uint64_t id_base[2]; /* record ids: (pipeline, source, "<topic>/<partition>") + offset */
-    struct kmsg *head, *tail;
-    size_t n;
+    char *ckpt;                /* "<source>#<topic>/<partition>" */
+    uint64_t id_base[2];       /* record ids: (pipeline, source, "<topic>/<partition>") + offset */
+    rd_kafka_message_t **ring; /* buffered messages: ring[(rhead + i) % rcap], i < n */
+    size_t rhead, n, rcap;
     int assigned;
     int eof; /* --once: the fetcher reported the end, at offset eof_at */
     int64_t eof_at;
@@ -117,6 +112,8 @@ struct kafka_src {
     const char *pipeline;
     char *brokers, *group, *start, *meta_field;
     size_t meta_len;
+    rd_kafka_message_t **taken; /* read(): the batch_size messages of one batch */
+    struct sl_buf meta;         /* read(): a record's metadata member */
     char **topics;
     size_t ntopics;
     struct sl__kafka_pairs props; /* more librdkafka settings */
@@ -244,16 +241,34 @@ static struct part *get_part(struct kafka_src *s, const char *topic, int32_t par
 /* Under mu. Drop what part p buffered (revoked, or a seek). */
 static void drop_buffer(struct kafka_src *s, struct part *p)
 {
-    while (p->head) {
-        struct kmsg *k = p->head;
-        p->head = k->next;
+    for (size_t i = 0; i < p->n; i++) {
+        rd_kafka_message_t *m = p->ring[(p->rhead + i) % p->rcap];
         s->buffered--;
-        s->buffered_bytes -= k->m->len;
-        rd_kafka_message_destroy(k->m);
-        sl_free(k);
+        s->buffered_bytes -= m->len;
+        rd_kafka_message_destroy(m);
     }
-    p->tail = NULL;
-    p->n = 0;
+    p->rhead = p->n = 0;
+}
+
+/* Under mu. Append m to p's ring, growing it (amortized: no allocation per message).
+   -1 on ENOMEM. */
+static int ring_push(struct part *p, rd_kafka_message_t *m)
+{
+    if (p->n == p->rcap) {
+        size_t cap = p->rcap ? p->rcap * 2 : 256;
+        rd_kafka_message_t **r = sl_malloc(cap * sizeof *r);
+        if (!r)
+            return -1;
+        for (size_t i = 0; i < p->n; i++)
+            r[i] = p->ring[(p->rhead + i) % p->rcap];
+        sl_free(p->ring);
+        p->ring = r;
+        p->rcap = cap;
+        p->rhead = 0;
+    }
+    p->ring[(p->rhead + p->n) % p->rcap] = m;
+    p->n++;
+    return 0;
 }
 
 /* --------------------------------------------------------------------------------------- */
@@ -473,25 +488,16 @@ static void take_message(struct kafka_src *s, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return;
     }
-    struct kmsg *k = NULL;
     /* Invariant 2: a message of a part not assigned now, or behind it, is stale. */
-    if (!p || !p->assigned || (p->emitted >= 0 && m->offset < p->emitted) ||
-        (p->tail && m->offset <= p->tail->m->offset) || !(k = sl_malloc(sizeof *k))) {
-        if (p && p->assigned && !k && !(p->emitted >= 0 && m->offset < p->emitted) &&
-            !(p->tail && m->offset <= p->tail->m->offset))
+    int stale = !p || !p->assigned || (p->emitted >= 0 && m->offset < p->emitted) ||
+                (p->n && m->offset <= p->ring[(p->rhead + p->n - 1) % p->rcap]->offset);
+    if (stale || ring_push(p, m) != 0) {
+        if (!stale)
             set_fatal(s, SL_ENOMEM, "out of memory buffering a message");
         pthread_mutex_unlock(&s->mu);
         rd_kafka_message_destroy(m);
         return;
     }
-    k->m = m;
-    k->next = NULL;
-    if (p->tail)
-        p->tail->next = k;
-    else
-        p->head = k;
-    p->tail = k;
-    p->n++;
     p->eof = 0;
     s->buffered++;
     s->buffered_bytes += m->len;
@@ -836,23 +842,19 @@ static sl_rc kafka_read(void *state, struct sl_batch *b, struct sl_error *err)
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     }
     /* Take up to batch_size messages / batch_bytes of this partition. */
-    struct kmsg *taken = p->head, *last = NULL;
     size_t n = 0, bytes = 0;
-    for (struct kmsg *k = p->head; k && n < s->batch_size; k = k->next) {
-        if (n && bytes + k->m->len > s->batch_bytes)
+    while (n < p->n && n < s->batch_size) {
+        rd_kafka_message_t *m = p->ring[(p->rhead + n) % p->rcap];
+        if (n && bytes + m->len > s->batch_bytes)
             break;
-        n++;
-        bytes += k->m->len;
-        last = k;
+        s->taken[n++] = m;
+        bytes += m->len;
     }
-    p->head = last->next;
-    if (!p->head)
-        p->tail = NULL;
-    last->next = NULL;
+    p->rhead = (p->rhead + n) % p->rcap;
     p->n -= n;
     s->buffered -= n;
     s->buffered_bytes -= bytes;
-    p->emitted = last->m->offset + 1;
+    p->emitted = s->taken[n - 1]->offset + 1;
     em->next = NULL;
     em->p = p;
     em->next_offset = p->emitted;
@@ -865,18 +867,12 @@ static sl_rc kafka_read(void *state, struct sl_batch *b, struct sl_error *err)
     pthread_mutex_unlock(&s->mu);
 
     /* The messages taken are this call's now. */
-    struct sl_buf meta;
-    sl_buf_init(&meta, 0);
     rc = SL_OK;
-    for (struct kmsg *k = taken; k;) {
-        struct kmsg *nx = k->next;
+    for (size_t i = 0; i < n; i++) {
         if (rc == SL_OK)
-            rc = fill_record(s, p, b, k->m, &meta, err);
-        rd_kafka_message_destroy(k->m);
-        sl_free(k);
-        k = nx;
+            rc = fill_record(s, p, b, s->taken[i], &s->meta, err);
+        rd_kafka_message_destroy(s->taken[i]);
     }
-    sl_buf_fini(&meta);
     if (rc)
         return rc;
     char pos[600];
@@ -958,6 +954,7 @@ static void kafka_close(void *state)
     }
     for (size_t i = 0; i < s->nparts; i++) {
         drop_buffer(s, s->parts[i]);
+        sl_free(s->parts[i]->ring);
         sl_free(s->parts[i]->topic);
         sl_free(s->parts[i]->ckpt);
         sl_free(s->parts[i]);
@@ -978,6 +975,8 @@ static void kafka_close(void *state)
     sl_free(s->group);
     sl_free(s->start);
     sl_free(s->meta_field);
+    sl_free(s->taken);
+    sl_buf_fini(&s->meta);
     sl_free(s);
 }
 
@@ -1129,7 +1128,9 @@ static sl_rc kafka_init(const struct sl_plugin_ctx *ctx, void **state, struct sl
     s->group = sl_strdup(group);
     s->start = sl_strdup(start);
     s->meta_field = sl_strdup(meta);
-    if (!s->brokers || !s->group || !s->start || !s->meta_field) {
+    s->taken = sl_calloc(s->batch_size, sizeof *s->taken);
+    sl_buf_init(&s->meta, 0);
+    if (!s->brokers || !s->group || !s->start || !s->meta_field || !s->taken) {
         kafka_close(s);
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     }
